@@ -1,0 +1,173 @@
+"""Batches of samples: trajectory prefixes (+ the user's longer history) with their targets.
+
+A sample is the index ``j`` of its target check-in in a :class:`~stgnn.data.split.Split`.
+:class:`SampleLoader` turns sample indices into :class:`Batch` objects, vectorised in numpy.
+
+Padding convention: sequences are **right-padded**; padded positions hold index 0 and are
+``False`` in the mask. Models must use the mask (never rely on a pad index).
+
+History scope (``history`` argument): the user's check-ins strictly before the current
+trajectory that the protocol lets a sample see. ``"train_only"`` (default, the leakage rule of
+DESIGN.md): training-period check-ins only, also for val/test samples. ``"all_past"``: every
+earlier check-in of the user, whatever its period.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from stgnn.data.split import PARTS, Split
+
+
+@dataclass
+class Batch:
+    """A batch of ``B`` samples; ``L`` = prefix length, ``H`` = history length (both padded).
+
+    Attributes:
+        index: ``(B,)`` target check-in index in the split (identifies the sample).
+        user: ``(B,)`` user id.
+        poi, category: ``(B, L)`` prefix POIs / categories, oldest first.
+        ts: ``(B, L)`` UTC seconds; ``tz``: ``(B, L)`` tz offset minutes.
+        lat, lon: ``(B, L)`` float coordinates of the prefix POIs.
+        mask: ``(B, L)`` bool, True at real positions; every sample has >= 1 (``length``).
+        length: ``(B,)`` number of real prefix positions.
+        hist_poi, hist_category, hist_ts, hist_tz, hist_mask: ``(B, H)`` the user's earlier
+            check-ins (most recent ``H``), oldest first, right-padded.
+        target_poi: ``(B,)``; target_ts, target_tz: ``(B,)`` the target's time. Only models
+            with ``uses_target_time`` may read the target time, and only if the protocol
+            allows it (``allow_target_time``); otherwise it is zero-filled.
+    """
+
+    index: torch.Tensor
+    user: torch.Tensor
+    poi: torch.Tensor
+    category: torch.Tensor
+    ts: torch.Tensor
+    tz: torch.Tensor
+    lat: torch.Tensor
+    lon: torch.Tensor
+    mask: torch.Tensor
+    length: torch.Tensor
+    hist_poi: torch.Tensor
+    hist_category: torch.Tensor
+    hist_ts: torch.Tensor
+    hist_tz: torch.Tensor
+    hist_mask: torch.Tensor
+    target_poi: torch.Tensor
+    target_ts: torch.Tensor
+    target_tz: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                        for f in fields(self)})
+
+    @property
+    def last_poi(self) -> torch.Tensor:
+        """``(B,)`` the most recent check-in of the prefix."""
+        return self.poi.gather(1, (self.length - 1).clamp(min=0)[:, None]).squeeze(1)
+
+
+def _gather_padded(starts: np.ndarray, ends: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index matrix of the last ``max_len`` positions of each ``[start, end)`` range.
+
+    Returns ``(idx, mask)`` both ``(S, W)`` with ``W = min(max_len, longest range)``; padded
+    entries of ``idx`` are 0. Ranges keep their order, oldest first, right-padded.
+    """
+    lengths = np.minimum(ends - starts, max_len)
+    width = max(int(lengths.max()) if len(lengths) else 0, 1)
+    first = ends - lengths
+    offs = np.arange(width)[None, :]
+    mask = offs < lengths[:, None]
+    idx = np.where(mask, first[:, None] + offs, 0)
+    return idx, mask
+
+
+class SampleLoader:
+    """Iterate a split's samples of one part as :class:`Batch` objects.
+
+    Args:
+        split: the data.
+        part: ``"train"``, ``"val"`` or ``"test"`` (or an explicit ``(S,)`` array of indices).
+        batch_size: samples per batch.
+        shuffle: reshuffle each epoch, from ``generator`` (seed it for reproducibility).
+        max_len: keep at most this many most recent prefix check-ins.
+        hist_len: keep at most this many history check-ins (0 disables history).
+        history: ``"train_only"`` or ``"all_past"`` (module docstring).
+        allow_target_time: fill ``target_ts``/``target_tz`` (else zeros).
+        generator: a ``torch.Generator`` for shuffling.
+    """
+
+    def __init__(self, split: Split, part: str | np.ndarray, batch_size: int = 256, shuffle: bool = False,
+                 max_len: int = 64, hist_len: int = 128, history: str = "train_only",
+                 allow_target_time: bool = True, generator: torch.Generator | None = None) -> None:
+        if history not in ("train_only", "all_past"):
+            raise ValueError(f"history must be 'train_only' or 'all_past', got {history!r}")
+        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+        self.max_len, self.hist_len, self.history = max_len, hist_len, history
+        self.allow_target_time, self.generator = allow_target_time, generator
+        self.targets = np.asarray(split.samples[part] if isinstance(part, str) else part, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return (len(self.targets) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = np.arange(len(self.targets))
+        if self.shuffle:
+            order = torch.randperm(len(order), generator=self.generator).numpy()
+        for i in range(0, len(order), self.batch_size):
+            yield self.make_batch(self.targets[order[i:i + self.batch_size]])
+
+    def make_batch(self, targets: np.ndarray) -> Batch:
+        """Build one :class:`Batch` for the target check-in indices ``targets`` ``(B,)``."""
+        s = self.split
+        targets = np.asarray(targets, dtype=np.int64)
+        pstart = s.prefix_start(targets)
+        idx, mask = _gather_padded(pstart, targets, self.max_len)
+        if (mask.sum(1) == 0).any():
+            raise ValueError("a sample has an empty prefix; protocols only emit samples with >= 1 prior check-in")
+        user = s.user[targets]
+        if self.hist_len > 0:
+            hstart = s.user_ptr[user]
+            hend = pstart
+            hidx, hmask = self._history(hstart, hend)
+        else:
+            hidx, hmask = np.zeros((len(targets), 1), np.int64), np.zeros((len(targets), 1), bool)
+        t = torch.from_numpy
+        tgt_ts = s.ts[targets] if self.allow_target_time else np.zeros(len(targets), np.int64)
+        tgt_tz = s.tz_offset_min[targets] if self.allow_target_time else np.zeros(len(targets), np.int32)
+        return Batch(
+            index=t(targets), user=t(user),
+            poi=t(s.poi[idx]), category=t(s.category[idx]),
+            ts=t(s.ts[idx]), tz=t(s.tz_offset_min[idx].astype(np.int64)),
+            lat=t(s.poi_lat[s.poi[idx]].astype(np.float32)), lon=t(s.poi_lon[s.poi[idx]].astype(np.float32)),
+            mask=t(mask), length=t(mask.sum(1).astype(np.int64)),
+            hist_poi=t(s.poi[hidx]), hist_category=t(s.category[hidx]), hist_ts=t(s.ts[hidx]),
+            hist_tz=t(s.tz_offset_min[hidx].astype(np.int64)), hist_mask=t(hmask),
+            target_poi=t(s.poi[targets]), target_ts=t(tgt_ts.astype(np.int64)),
+            target_tz=t(np.asarray(tgt_tz).astype(np.int64)),
+        )
+
+    def _history(self, hstart: np.ndarray, hend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = self.split
+        if self.history == "all_past":
+            return _gather_padded(hstart, hend, self.hist_len)
+        # train_only: the user's block is time-ordered and train check-ins come first in time,
+        # but a user's earlier val trajectory may sit before a test prefix; keep train ones only.
+        idx, mask = _gather_padded(hstart, hend, 10 ** 9)
+        mask &= s.part[idx] == PARTS["train"]
+        # keep the most recent hist_len allowed positions, left-aligned
+        counts = mask.sum(1)
+        keep_from = np.maximum(counts - self.hist_len, 0)
+        rank = np.cumsum(mask, axis=1) - 1
+        mask &= rank >= keep_from[:, None]
+        width = max(int(np.minimum(counts, self.hist_len).max()) if len(counts) else 0, 1)
+        order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+        idx = np.take_along_axis(idx, order, 1)
+        mask = np.take_along_axis(mask, order, 1)
+        return np.where(mask, idx, 0), mask

@@ -1,0 +1,142 @@
+"""The ``CheckinTable`` contract: one row per check-in, produced by every source.
+
+Columns (all sources produce exactly these; ``poi_text`` may be empty strings):
+
+============== ========= ===============================================================
+column         dtype     meaning
+============== ========= ===============================================================
+user           str       raw user id
+poi            str       raw POI / item id
+category       str       category name (text; ``""`` when the source has none)
+lat, lon       float64   WGS84 degrees (``NaN`` for items without a location)
+ts             int64     UTC time, seconds since the epoch
+tz_offset_min  int32     local time = UTC + offset (minutes); 0 when unknown
+poi_text       str       optional free text of the POI (venue name, description)
+============== ========= ===============================================================
+
+Rows are sorted by ``(ts, user)`` with a stable sort, so the file order breaks ties.
+Nothing downstream of :mod:`stgnn.data.sources` parses files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COLUMNS: tuple[str, ...] = ("user", "poi", "category", "lat", "lon", "ts", "tz_offset_min", "poi_text")
+TZ_MIN, TZ_MAX = -720, 840
+
+
+class DataError(ValueError):
+    """Bad input data, located as precisely as we can: ``file:line: field: problem``.
+
+    Args:
+        path: the file the bad value came from.
+        line: 1-based line number in that file (``None`` if not line-based).
+        field: column / field name.
+        message: what is wrong and, where possible, what to do.
+    """
+
+    def __init__(self, path: str, line: int | None, field: str, message: str) -> None:
+        self.path, self.line, self.field, self.message = str(path), line, field, message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: field '{field}': {message}")
+
+
+@dataclass
+class BadRowReport:
+    """What validation dropped under ``on_bad_row='skip'`` (never silent)."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    max_examples: int = 5
+
+    def add(self, err: DataError) -> None:
+        self.count += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(str(err))
+
+    def __str__(self) -> str:
+        if not self.count:
+            return "no bad rows"
+        more = "" if self.count <= len(self.examples) else f"\n  ... and {self.count - len(self.examples)} more"
+        return f"{self.count} bad rows skipped, e.g.:\n  " + "\n  ".join(self.examples) + more
+
+
+@dataclass
+class CleaningReport:
+    """Counts of what loading changed, printed by ``stgnn data stats``/``check``."""
+
+    rows_read: int = 0
+    bad_rows: BadRowReport = field(default_factory=BadRowReport)
+    duplicates_dropped: int = 0
+    pois_recoordinated: int = 0  # POIs seen at several coordinates, given one canonical one
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["bad_rows"] = {"count": self.bad_rows.count, "examples": self.bad_rows.examples}
+        return d
+
+
+@dataclass
+class CheckinTable:
+    """Validated, time-sorted check-ins from one source.
+
+    Args:
+        df: a DataFrame with exactly :data:`COLUMNS` (see module docstring).
+        name: a short dataset name (``"nyc"``, ``"gowalla"``, ``"synthetic"``).
+        source: where it came from (path or generator description), for reports.
+        report: what loading dropped or changed.
+    """
+
+    df: pd.DataFrame
+    name: str = "checkins"
+    source: str = ""
+    report: CleaningReport = field(default_factory=CleaningReport)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in COLUMNS if c not in self.df.columns]
+        if missing:
+            raise ValueError(f"CheckinTable from {self.source or self.name}: missing columns {missing}")
+        self.df = normalize_frame(self.df[list(COLUMNS)])
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    @property
+    def num_users(self) -> int:
+        return int(self.df["user"].nunique())
+
+    @property
+    def num_pois(self) -> int:
+        return int(self.df["poi"].nunique())
+
+    @property
+    def num_categories(self) -> int:
+        return int(self.df["category"].nunique())
+
+    def __repr__(self) -> str:
+        return (f"CheckinTable(name={self.name!r}, checkins={len(self)}, users={self.num_users}, "
+                f"pois={self.num_pois}, categories={self.num_categories})")
+
+
+def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Cast to the contract's dtypes and sort by ``(ts, user)`` (stable)."""
+    out = pd.DataFrame({
+        "user": df["user"].astype(str).to_numpy(dtype=object),
+        "poi": df["poi"].astype(str).to_numpy(dtype=object),
+        "category": df["category"].fillna("").astype(str).to_numpy(dtype=object),
+        "lat": pd.to_numeric(df["lat"]).astype(np.float64).to_numpy(),
+        "lon": pd.to_numeric(df["lon"]).astype(np.float64).to_numpy(),
+        "ts": df["ts"].astype(np.int64).to_numpy(),
+        "tz_offset_min": df["tz_offset_min"].astype(np.int32).to_numpy(),
+        "poi_text": df["poi_text"].fillna("").astype(str).to_numpy(dtype=object),
+    })
+    order = np.lexsort((out["user"].to_numpy(dtype=str), out["ts"].to_numpy()))
+    if not np.all(order[:-1] < order[1:]):
+        out = out.iloc[order].reset_index(drop=True)
+    return out
