@@ -173,7 +173,7 @@ class Split:
     def fingerprint(self) -> str:
         """A short content hash (protocol + arrays), written into every run's results."""
         h = hashlib.sha256(json.dumps(self.protocol, sort_keys=True, default=_json_default).encode())
-        for a in (self.poi, self.user, self.ts, self.part, *self.samples.values()):
+        for a in (self.poi, self.user, self.ts, self.part, *(self.samples[k] for k in sorted(self.samples))):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()[:16]
 

@@ -1,0 +1,477 @@
+"""Evaluation protocols: a :class:`~stgnn.data.schema.CheckinTable` in, a :class:`~stgnn.data.split.Split` out.
+
+The default (``ProtocolConfig()``) is the protocol STHGCN (SIGIR'23) and LLM4POI (SIGIR'24) use
+on Foursquare NYC/TKY, rebuilt from STHGCN's public preprocessing
+(``ant-research/Spatio-Temporal-Hypergraph-Model``, ``preprocess/file_reader.py`` and
+``preprocess_fn.py``, ``conf/best_conf/*.yml``). Steps, in this order:
+
+1. **Filter** POIs with fewer than ``min_poi_checkins`` check-ins, then users with fewer than
+   ``min_user_checkins`` (STHGCN: ``count > 9``, POIs first, one pass; CA twice). ``filter_rounds``
+   repeats the pass; ``0`` iterates to a fixpoint, so afterwards every count is above the bar.
+2. **Trajectories**: a user's time-ordered check-ins, broken where the gap exceeds
+   ``traj_gap_hours`` (STHGCN ``session_time_interval: 1440`` minutes, strict ``>``).
+3. **Time cut** (``protocol="time_cut"``): all filtered check-ins sorted by time;
+   ``train_end`` = time of the check-in at position ``int(0.8 N)``, ``val_end`` at ``int(0.9 N)``.
+   A check-in is train if ``ts < train_end``, val if ``ts < val_end``, else test (STHGCN cuts by
+   position, so equal timestamps at a cut may fall on both sides there; here they all go to the
+   later part, which keeps ``ts < train_end`` exact). STHGCN sorts on *local* time; we cut on
+   UTC, which is the same for a one-timezone city up to DST hours (documented difference).
+   The cut is computed before step 4, as STHGCN computes it before removing isolated check-ins.
+4. **Short trajectories** of fewer than ``min_traj_len`` check-ins are dropped (STHGCN removes
+   "isolated" check-ins: gaps > 24 h on both sides, i.e. length-1 trajectories).
+5. **Samples**. Train: every train check-in with at least ``min_train_prefix`` earlier
+   check-ins in its trajectory (STHGCN ``ignore_first``). Val/test: the *last* check-in of each
+   trajectory whose last check-in is val/test (``eval_last_only``; STHGCN ``only_keep_last``),
+   with at least ``min_eval_prefix`` earlier check-ins. A trajectory that spans a cut keeps its
+   check-ins' own parts (``span="per_checkin"``, STHGCN): its train check-ins are train samples
+   and its val/test last check-in is scored with the train check-ins in its prefix.
+6. **Unseen** users/POIs: a val/test sample whose user or target POI is not "seen" in training
+   is removed. STHGCN's "seen" = appears among the *train samples* (``seen_from="train_targets"``),
+   so a POI seen only as a trajectory's first train check-in is unseen there. STHGCN keeps unseen
+   POIs inside val/test prefixes as a padding id; here ``unseen_context="drop"`` (default)
+   removes those check-ins (so every integer POI has training data, and the candidate set is
+   the training vocabulary as in STHGCN) and ``"keep"`` keeps them with ``part == -1`` and gives
+   them an integer id. A sample whose prefix falls below ``min_eval_prefix`` after dropping is
+   removed and counted (``stats["<part>_removed_prefix_emptied"]``). What is left of such a
+   trajectory stays, as context, even if shorter than ``min_traj_len``.
+
+``keep_unseen=True`` is the cold-start variant: nothing is removed in step 6; cold users/POIs
+get integer ids like any other (they never appear in a ``part == 0`` check-in, so a model has
+no training signal for them) and ``split.flags`` marks ``cold_user`` / ``cold_poi`` per sample.
+``flags["revisit"]`` (target POI in the user's training check-ins) is set under every protocol.
+
+``protocol="leave_last"``: per user, the last trajectory is test, the second-to-last val (users
+with 2 trajectories: last = test, no val; 1 trajectory: train only), the rest train, decided after
+step 4. ``split.cuts`` is empty (there is no global cut). Leakage rule unchanged: features for
+val/test use ``part == 0`` check-ins only.
+
+Integer ids: users, POIs and categories ordered by their raw id string (Python string order),
+over the check-ins that remain, so ids are deterministic and independent of row order.
+Per-check-in ``category`` is the check-in's own; ``poi_category`` is the POI's most frequent
+category (ties: smallest id). ``poi_lat/lon``: the POI's most frequent coordinate pair (ties:
+the smallest pair). ``poi_text``: most frequent non-empty text.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from stgnn.data.schema import CheckinTable
+from stgnn.data.split import PARTS, Split
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "protocol": ("time_cut", "leave_last"),
+    "filter_order": ("poi_first", "user_first"),
+    "span": ("per_checkin", "split", "first", "last"),
+    "seen_from": ("train_targets", "train_checkins"),
+    "unseen_context": ("drop", "keep"),
+    "history": ("train_only", "all_past"),
+}
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Options of an evaluation protocol (defaults: STHGCN/LLM4POI's NYC/TKY protocol).
+
+    Args:
+        protocol: ``"time_cut"`` (one global chronological cut) or ``"leave_last"`` (per user).
+        min_user_checkins: users with fewer check-ins are dropped (STHGCN ``min_user_freq: 9``, ``>``).
+        min_poi_checkins: POIs with fewer check-ins are dropped.
+        filter_rounds: how many POI-then-user passes; ``0`` = repeat until nothing changes.
+            STHGCN: 1 (NYC, TKY), 2 (CA).
+        filter_order: ``"poi_first"`` (STHGCN) or ``"user_first"``.
+        traj_gap_hours: a gap strictly longer than this starts a new trajectory.
+        fractions: (train, val, test) shares of check-ins for the time cut, by count over time.
+        span: a trajectory spanning a cut: ``"per_checkin"`` each check-in keeps its own part
+            (STHGCN); ``"split"`` the trajectory is cut in two at the cut; ``"first"`` / ``"last"``
+            the whole trajectory takes the part of its first / last check-in (then check-ins on
+            the wrong side of a cut exist: ``split.cuts`` is no longer exact).
+        min_traj_len: trajectories shorter than this are dropped (STHGCN: 2, isolated check-ins).
+        min_train_prefix: a train sample needs this many earlier check-ins in its trajectory.
+        min_eval_prefix: likewise for val/test samples (GETNext-style "length >= 3": 2).
+        eval_last_only: val/test score only the last check-in of a trajectory (STHGCN
+            ``only_last_metric: True``); False scores every val/test check-in with a prefix.
+        seen_from: what counts as "seen in training": ``"train_targets"`` (STHGCN: train
+            samples) or ``"train_checkins"`` (any ``part == 0`` check-in).
+        keep_unseen: cold-start variant: keep val/test samples of unseen users/POIs, flagged.
+        unseen_context: ``"drop"`` or ``"keep"`` (``part = -1``) val/test check-ins of unseen
+            users/POIs that are not kept as samples (ignored when ``keep_unseen``).
+        allow_target_time: may a model read the target check-in's time. True as in STHGCN,
+            whose ``LBSNDataset.get_label`` packs the target's local hour into each sample's
+            label for the model. Enforced by :class:`~stgnn.data.batch.SampleLoader`.
+        history: ``"train_only"`` (DESIGN.md leakage rule, our default) or ``"all_past"``:
+            which earlier check-ins a val/test sample may see. Note STHGCN's hypergraph holds
+            all check-ins and bounds each sample by its previous check-in's time
+            (``last_checkin_epoch_time``), which is closer to ``"all_past"``. Enforced by the
+            batch/feature/graph builders, recorded here so it is part of the cache key.
+    """
+
+    protocol: Literal["time_cut", "leave_last"] = "time_cut"
+    min_user_checkins: int = 10
+    min_poi_checkins: int = 10
+    filter_rounds: int = 1
+    filter_order: Literal["poi_first", "user_first"] = "poi_first"
+    traj_gap_hours: float = 24.0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    span: Literal["per_checkin", "split", "first", "last"] = "per_checkin"
+    min_traj_len: int = 2
+    min_train_prefix: int = 1
+    min_eval_prefix: int = 1
+    eval_last_only: bool = True
+    seen_from: Literal["train_targets", "train_checkins"] = "train_targets"
+    keep_unseen: bool = False
+    unseen_context: Literal["drop", "keep"] = "drop"
+    allow_target_time: bool = True
+    history: Literal["train_only", "all_past"] = "train_only"
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"ProtocolConfig.{name}={getattr(self, name)!r}: choose one of {list(choices)}")
+        object.__setattr__(self, "fractions", tuple(float(f) for f in self.fractions))
+        if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1.0) > 1e-9:
+            raise ValueError(f"ProtocolConfig.fractions={self.fractions}: three shares >= 0 summing to 1")
+        if self.filter_rounds < 0:
+            raise ValueError("ProtocolConfig.filter_rounds must be >= 0 (0 = until fixpoint)")
+        if self.min_train_prefix < 1 or self.min_eval_prefix < 1:
+            raise ValueError("ProtocolConfig.min_*_prefix must be >= 1 (a sample needs a prefix)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["fractions"] = list(self.fractions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProtocolConfig":
+        d = dict(d)
+        if "fractions" in d:
+            d["fractions"] = tuple(d["fractions"])
+        return cls(**d)
+
+
+def _string_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` whose order is the string order of the values.
+
+    Returns ``(codes (N,), uniques (K,))`` with ``uniques`` sorted as strings.
+    """
+    # Hash first, then sort only the distinct values: much faster than np.unique on strings.
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=False)
+    order = np.argsort(np.asarray(uniques, dtype=str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], np.asarray(uniques, dtype=object)[order]
+
+
+def _filter(user: np.ndarray, poi: np.ndarray, cfg: ProtocolConfig, stats: dict[str, Any]) -> np.ndarray:
+    """Boolean ``(N,)`` mask of check-ins kept by the frequency filters; counts into ``stats``."""
+    keep = np.ones(len(user), dtype=bool)
+    nu, npoi = int(user.max(initial=-1)) + 1, int(poi.max(initial=-1)) + 1
+    removed_poi = removed_user = 0
+    rounds = 0
+    while cfg.filter_rounds == 0 or rounds < cfg.filter_rounds:
+        rounds += 1
+        before = int(keep.sum())
+        for what in (("poi", "user") if cfg.filter_order == "poi_first" else ("user", "poi")):
+            codes, n, bar = (poi, npoi, cfg.min_poi_checkins) if what == "poi" else (user, nu, cfg.min_user_checkins)
+            counts = np.bincount(codes[keep], minlength=n)
+            drop = keep & (counts[codes] < bar)
+            if what == "poi":
+                removed_poi += int(drop.sum())
+            else:
+                removed_user += int(drop.sum())
+            keep &= ~drop
+        if int(keep.sum()) == before:
+            break
+    stats["filter_rounds_run"] = rounds
+    stats["removed_by_poi_filter"] = removed_poi
+    stats["removed_by_user_filter"] = removed_user
+    return keep
+
+
+def _traj_starts(user: np.ndarray, ts: np.ndarray, gap_s: float) -> np.ndarray:
+    """``(N,)`` bool, True where a trajectory starts (rows sorted by user, then time)."""
+    start = np.ones(len(user), dtype=bool)
+    if len(user) > 1:
+        start[1:] = (user[1:] != user[:-1]) | ((ts[1:] - ts[:-1]) > gap_s)
+    return start
+
+
+def _positions(start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From trajectory-start flags: ``(traj id (N,), position in traj (N,), traj length (N,))``."""
+    traj = np.cumsum(start) - 1
+    first = np.flatnonzero(start)
+    pos = np.arange(len(start)) - first[traj] if len(start) else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.append(first, len(start)))
+    return traj, pos, lengths[traj] if len(start) else np.zeros(0, dtype=np.int64)
+
+
+def _mode_per_group(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
+    """``(n_groups,)`` most frequent ``value`` (int codes) per group; ties -> smallest value."""
+    out = np.full(n_groups, -1, dtype=np.int64)
+    if not len(group):
+        return out
+    pairs = pd.DataFrame({"g": group, "v": value}).value_counts().reset_index(name="n")
+    pairs = pairs.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="stable")
+    first = pairs.drop_duplicates("g")
+    out[first["g"].to_numpy()] = first["v"].to_numpy()
+    return out
+
+
+def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str | None = None) -> Split:
+    """Apply an evaluation protocol to a check-in table.
+
+    Args:
+        table: validated check-ins (any row order; re-sorted here).
+        cfg: protocol options (default: STHGCN's NYC/TKY protocol).
+        name: dataset name for the split (default ``table.name``).
+
+    Returns:
+        A :class:`Split` whose ``stats`` hold every count removed or kept along the way.
+    """
+    cfg = cfg or ProtocolConfig()
+    df = table.df
+    stats: dict[str, Any] = {"rows_in": len(df), "users_in": table.num_users, "pois_in": table.num_pois}
+
+    user_code, user_uniq = _string_rank(df["user"].to_numpy())
+    poi_code, poi_uniq = _string_rank(df["poi"].to_numpy())
+    ts_all = df["ts"].to_numpy(np.int64)
+
+    keep = _filter(user_code, poi_code, cfg, stats)
+    rows = np.flatnonzero(keep)
+    # (user string order, time, input order): the order of the final arrays.
+    rows = rows[np.lexsort((rows, ts_all[rows], user_code[rows]))]
+    u, p, ts = user_code[rows], poi_code[rows], ts_all[rows]
+    stats["after_filter"] = {"users": int(len(np.unique(u))), "pois": int(len(np.unique(p))), "checkins": len(rows)}
+
+    gap_s = cfg.traj_gap_hours * 3600.0
+    start = _traj_starts(u, ts, gap_s)
+    cuts: dict[str, int] = {}
+    if cfg.protocol == "time_cut":
+        part, cuts = _time_cut(ts, cfg.fractions)
+        start, part = _apply_span(start, part, cfg.span)
+    stats["trajectories_after_filter"] = int(start.sum())
+
+    # Short trajectories (STHGCN: isolated check-ins) go, whole.
+    traj, pos, length = _positions(start)
+    short = length < cfg.min_traj_len
+    stats["short_trajectories_removed"] = int(start[short].sum())
+    stats["short_trajectory_checkins_removed"] = int(short.sum())
+    sel = ~short
+    rows, u, p, ts, start = rows[sel], u[sel], p[sel], ts[sel], start[sel]
+    if cfg.protocol == "time_cut":
+        part = part[sel]
+    else:
+        part = _leave_last_parts(start, u)
+    traj, pos, length = _positions(start)
+
+    # Seen users/POIs and sample candidates.
+    train_target = (part == 0) & (pos >= cfg.min_train_prefix)
+    seen_rows = train_target if cfg.seen_from == "train_targets" else (part == 0)
+    seen_u = np.zeros(len(user_uniq), dtype=bool)
+    seen_u[u[seen_rows]] = True
+    seen_p = np.zeros(len(poi_uniq), dtype=bool)
+    seen_p[p[seen_rows]] = True
+    is_last = pos == length - 1
+    eval_target = (part > 0) & (pos >= cfg.min_eval_prefix) & (is_last if cfg.eval_last_only else True)
+    ok = seen_u[u] & seen_p[p]
+    stats["val_removed_prefix_emptied"] = stats["test_removed_prefix_emptied"] = 0
+    for k in ("val", "test"):
+        in_k = eval_target & (part == PARTS[k])
+        stats[f"{k}_candidates"] = int(in_k.sum())
+        stats[f"{k}_removed_unseen_user"] = 0 if cfg.keep_unseen else int((in_k & ~seen_u[u]).sum())
+        stats[f"{k}_removed_unseen_poi"] = 0 if cfg.keep_unseen else int((in_k & seen_u[u] & ~seen_p[p]).sum())
+    if not cfg.keep_unseen:
+        eval_target &= ok
+        context = (part > 0) & ~ok
+        stats["unseen_context_checkins"] = int(context.sum())
+        stats["unseen_context_action"] = cfg.unseen_context
+        if cfg.unseen_context == "keep":
+            part = part.copy()
+            part[context] = -1
+        else:
+            sel = ~context
+            rows, u, p, ts, part, start = rows[sel], u[sel], p[sel], ts[sel], part[sel], start[sel]
+            train_target, eval_target = train_target[sel], eval_target[sel]
+            # A dropped first check-in passes its trajectory start on to the next kept one.
+            traj_old = traj[sel]
+            start = np.ones(len(traj_old), dtype=bool)
+            start[1:] = traj_old[1:] != traj_old[:-1]
+            traj, pos, length = _positions(start)
+            emptied = eval_target & (pos < cfg.min_eval_prefix)
+            for k in ("val", "test"):
+                stats[f"{k}_removed_prefix_emptied"] = int((emptied & (part == PARTS[k])).sum())
+            eval_target &= ~emptied
+    traj, pos, length = _positions(start)
+
+    split = _assemble(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
+                      seen_u, seen_p, user_uniq, poi_uniq, cfg, cuts, stats, name)
+    return split
+
+
+def _time_cut(ts: np.ndarray, fractions: tuple[float, float, float]) -> tuple[np.ndarray, dict[str, int]]:
+    """``(part (N,) int8, cuts)`` from a global cut by check-in count over time."""
+    order = np.sort(ts)
+    n = len(order)
+    cuts: dict[str, int] = {}
+    for key, share in (("train_end", fractions[0]), ("val_end", fractions[0] + fractions[1])):
+        i = int(n * share)
+        cuts[key] = int(order[i]) if i < n else int(order[-1]) + 1 if n else 0
+    part = np.where(ts < cuts["train_end"], 0, np.where(ts < cuts["val_end"], 1, 2)).astype(np.int8)
+    return part, cuts
+
+
+def _apply_span(start: np.ndarray, part: np.ndarray, span: str) -> tuple[np.ndarray, np.ndarray]:
+    """Resolve trajectories that span a cut (see ``ProtocolConfig.span``)."""
+    if span == "per_checkin":
+        return start, part
+    if span == "split":
+        start = start.copy()
+        start[1:] |= part[1:] != part[:-1]
+        return start, part
+    traj, _, _ = _positions(start)
+    first = np.flatnonzero(start)
+    ends = np.append(first[1:], len(start)) - 1
+    anchor = first if span == "first" else ends
+    return start, part[anchor][traj].astype(np.int8)
+
+
+def _leave_last_parts(start: np.ndarray, user: np.ndarray) -> np.ndarray:
+    """``(N,)`` parts of the leave-last protocol: last trajectory test, second-to-last val."""
+    traj, _, _ = _positions(start)
+    first = np.flatnonzero(start)
+    t_user = user[first]
+    n_t = len(first)
+    # Trajectories per user and each trajectory's rank from the user's end.
+    user_last = np.ones(n_t, dtype=bool)
+    if n_t > 1:
+        user_last[:-1] = t_user[1:] != t_user[:-1]
+    last_idx = np.flatnonzero(user_last)
+    grp = np.cumsum(np.append(True, user_last[:-1])) - 1
+    from_end = last_idx[grp] - np.arange(n_t)
+    count = np.bincount(grp)[grp]
+    t_part = np.zeros(n_t, dtype=np.int8)
+    t_part[(from_end == 0) & (count >= 2)] = PARTS["test"]
+    t_part[(from_end == 1) & (count >= 3)] = PARTS["val"]
+    return t_part[traj]
+
+
+def _mode_coords(poi: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pois: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(P,), (P,)`` each POI's most frequent (lat, lon) pair; ties -> smallest pair; NaN kept."""
+    out_lat, out_lon = np.full(n_pois, np.nan), np.full(n_pois, np.nan)
+    if not len(poi):
+        return out_lat, out_lon
+    c = pd.DataFrame({"g": poi, "lat": lat, "lon": lon}).value_counts(dropna=False).reset_index(name="n")
+    c = c.sort_values(["g", "n", "lat", "lon"], ascending=[True, False, True, True], kind="stable")
+    c = c.drop_duplicates("g")
+    out_lat[c["g"].to_numpy()] = c["lat"].to_numpy()
+    out_lon[c["g"].to_numpy()] = c["lon"].to_numpy()
+    return out_lat, out_lon
+
+
+def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.ndarray, p: np.ndarray,
+              ts: np.ndarray, part: np.ndarray, start: np.ndarray, traj: np.ndarray,
+              train_target: np.ndarray, eval_target: np.ndarray, seen_u: np.ndarray, seen_p: np.ndarray,
+              user_uniq: np.ndarray, poi_uniq: np.ndarray, cfg: ProtocolConfig, cuts: dict[str, int],
+              stats: dict[str, Any], name: str | None) -> Split:
+    """Integer ids, POI attributes, CSR pointers, samples, flags and final counts."""
+    u_keep, u_new = np.unique(u, return_inverse=True)
+    p_keep, p_new = np.unique(p, return_inverse=True)
+    cat_raw = df["category"].to_numpy()[rows]
+    cat_new, cat_names = _string_rank(cat_raw) if len(rows) else (np.zeros(0, np.int64), np.zeros(0, object))
+    n_users, n_pois = len(u_keep), len(p_keep)
+
+    poi_category = _mode_per_group(p_new, cat_new, n_pois)
+    lat = df["lat"].to_numpy()[rows]
+    lon = df["lon"].to_numpy()[rows]
+    poi_lat, poi_lon = _mode_coords(p_new, lat, lon, n_pois)
+    text = df["poi_text"].to_numpy()[rows]
+    poi_text = np.full(n_pois, "", dtype=object)
+    has_text = text != ""
+    if has_text.any():
+        t_code, t_uniq = _string_rank(text[has_text])
+        t_pick = _mode_per_group(p_new[has_text], t_code, n_pois)
+        poi_text[t_pick >= 0] = t_uniq[t_pick[t_pick >= 0]]
+
+    first = np.flatnonzero(start)
+    traj_ptr = np.append(first, len(rows)).astype(np.int64)
+    traj_user = u_new[first].astype(np.int64)
+    user_ptr = np.searchsorted(u_new, np.arange(n_users + 1), side="left").astype(np.int64)
+
+    # Keys in sorted order: Split.fingerprint hashes samples in dict order and Split.load
+    # restores them sorted, so any other order would change the fingerprint on a round trip.
+    samples = {"test": np.flatnonzero(eval_target & (part == 2)).astype(np.int64),
+               "train": np.flatnonzero(train_target & (part == 0)).astype(np.int64),
+               "val": np.flatnonzero(eval_target & (part == 1)).astype(np.int64)}
+    # Revisit: target POI among the user's training check-ins.
+    train_pairs = np.unique(u_new[part == 0].astype(np.int64) * n_pois + p_new[part == 0])
+    flags: dict[str, np.ndarray] = {}
+    for k, prefix in (("test", ""), ("val", "val_")):
+        t = samples[k]
+        flags[prefix + "cold_user"] = ~seen_u[u[t]]
+        flags[prefix + "cold_poi"] = ~seen_p[p[t]]
+        flags[prefix + "revisit"] = np.isin(u_new[t].astype(np.int64) * n_pois + p_new[t], train_pairs)
+
+    _final_stats(stats, part, traj, u_new, p_new, cat_new, samples, flags, n_users, n_pois, len(cat_names))
+    return Split(
+        name=name or table.name, protocol=cfg.to_dict(),
+        user_ids=user_uniq[u_keep], poi_ids=poi_uniq[p_keep], category_names=cat_names,
+        poi_category=poi_category.astype(np.int64), poi_lat=poi_lat.astype(np.float64),
+        poi_lon=poi_lon.astype(np.float64), poi_text=poi_text,
+        user=u_new.astype(np.int64), poi=p_new.astype(np.int64), category=cat_new.astype(np.int64),
+        ts=ts.astype(np.int64), tz_offset_min=df["tz_offset_min"].to_numpy()[rows].astype(np.int32),
+        traj=traj.astype(np.int64), part=part.astype(np.int8), traj_ptr=traj_ptr, traj_user=traj_user,
+        user_ptr=user_ptr, samples=samples, flags=flags, cuts=cuts, stats=stats,
+    )
+
+
+def _final_stats(stats: dict[str, Any], part: np.ndarray, traj: np.ndarray, u: np.ndarray, p: np.ndarray,
+                 cat: np.ndarray, samples: dict[str, np.ndarray], flags: dict[str, np.ndarray],
+                 n_users: int, n_pois: int, n_cats: int) -> None:
+    """Per-part and total counts into ``stats`` (all plain ints, JSON-able)."""
+    stats["final"] = {"users": n_users, "pois": n_pois, "categories": n_cats, "checkins": int(len(u)),
+                      "trajectories": int(traj.max(initial=-1)) + 1}
+    last = np.ones(len(traj), dtype=bool)
+    last[:-1] = traj[1:] != traj[:-1]
+    for k, code in (*PARTS.items(), ("context", -1)):
+        m = part == code
+        stats[k] = {"checkins": int(m.sum()), "users": int(len(np.unique(u[m]))), "pois": int(len(np.unique(p[m]))),
+                    "categories": int(len(np.unique(cat[m]))),
+                    "trajectories_ending_here": int((m & last).sum())}
+        if k in samples:
+            stats[k]["samples"] = int(len(samples[k]))
+    for k, prefix in (("test", ""), ("val", "val_")):
+        stats[k]["cold_user"] = int(flags[prefix + "cold_user"].sum())
+        stats[k]["cold_poi"] = int(flags[prefix + "cold_poi"].sum())
+        stats[k]["revisit"] = int(flags[prefix + "revisit"].sum())
+
+
+def check_split(split: Split) -> None:
+    """Raise ``AssertionError`` naming the first broken invariant of the Split contract.
+
+    Cheap (vectorised); used by tests and after loading a cached split.
+    """
+    n, t = split.num_checkins, split.num_trajectories
+    for f in ("user", "poi", "category", "ts", "tz_offset_min", "traj", "part"):
+        assert len(getattr(split, f)) == n, f"{f}: length {len(getattr(split, f))} != {n}"
+    assert split.traj_ptr[0] == 0 and split.traj_ptr[-1] == n and np.all(np.diff(split.traj_ptr) > 0), "traj_ptr"
+    assert np.array_equal(split.traj, np.repeat(np.arange(t), np.diff(split.traj_ptr))), "traj vs traj_ptr"
+    assert np.array_equal(split.traj_user, split.user[split.traj_ptr[:-1]]), "traj_user"
+    assert np.all(np.diff(split.user) >= 0), "check-ins not grouped by user"
+    assert len(split.user_ptr) == split.num_users + 1 and split.user_ptr[-1] == n, "user_ptr length/end"
+    assert np.array_equal(np.repeat(np.arange(split.num_users), np.diff(split.user_ptr)), split.user), "user_ptr"
+    same = split.traj[1:] == split.traj[:-1]
+    assert np.all(np.diff(split.ts)[same] >= 0), "check-ins not time-ordered within a trajectory"
+    starts = split.ts[split.traj_ptr[:-1]]
+    same_user = split.traj_user[1:] == split.traj_user[:-1]
+    assert np.all(np.diff(starts)[same_user] >= 0), "trajectories not ordered by (user, start time)"
+    assert split.poi.min(initial=0) >= 0 and split.poi.max(initial=-1) < split.num_pois, "poi id range"
+    assert split.category.max(initial=-1) < split.num_categories, "category id range"
+    for k, code in PARTS.items():
+        s = split.samples[k]
+        assert np.all(split.part[s] == code), f"samples[{k}] target not in part {code}"
+        assert np.all(s > split.prefix_start(s)), f"samples[{k}] with an empty prefix"
+        assert np.all(np.diff(s) > 0), f"samples[{k}] not sorted/unique"
