@@ -1,0 +1,22 @@
+"""Features of POIs, users and times: language-model text vectors, time and space encodings.
+
+Submodules: :mod:`~stgnn.features.text` (TextEncoder, make_text_encoder, disk cache),
+:mod:`~stgnn.features.profiles` (POI profile and trajectory texts, training data only),
+:mod:`~stgnn.features.time` (hour of week, Time2Vec, interval encodings),
+:mod:`~stgnn.features.space` (haversine, kNN POIs, grid / H3 regions, coordinate encoding).
+"""
+from stgnn.features.space import (CoordinateEncoding, DistanceIntervalEncoding, Regions, assign_regions,
+                                  grid_regions, h3_regions, haversine, knn_pois, pairwise_haversine)
+from stgnn.features.text import (HFEncoder, ModelNotAvailable, NullEncoder, SentenceTransformerEncoder,
+                                 TextEncoder, make_text_encoder)
+from stgnn.features.time import (HourOfWeekEmbedding, IntervalEncoding, Time2Vec, TimeIntervalEncoding,
+                                 hour_of_week, log_bucket, time_of_week_hours)
+
+__all__ = [
+    "CoordinateEncoding", "DistanceIntervalEncoding", "Regions", "assign_regions", "grid_regions",
+    "h3_regions", "haversine", "knn_pois", "pairwise_haversine",
+    "HFEncoder", "ModelNotAvailable", "NullEncoder", "SentenceTransformerEncoder", "TextEncoder",
+    "make_text_encoder",
+    "HourOfWeekEmbedding", "IntervalEncoding", "Time2Vec", "TimeIntervalEncoding", "hour_of_week",
+    "log_bucket", "time_of_week_hours",
+]
