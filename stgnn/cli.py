@@ -24,6 +24,12 @@ def _protocol(args: argparse.Namespace):
         kw[key] = yaml.safe_load(value)
     if getattr(args, "protocol", None):
         kw.setdefault("protocol", args.protocol)
+    import dataclasses
+
+    valid = [f.name for f in dataclasses.fields(ProtocolConfig)]
+    unknown = sorted(set(kw) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown protocol option(s) {unknown}; valid options: {valid}")
     return ProtocolConfig(**kw)
 
 
@@ -68,11 +74,11 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_graph_stats(args: argparse.Namespace) -> int:
     from stgnn.graph.hetero import build_hetero_graph
-    from stgnn.graph.stats import format_graph_stats, graph_stats
+    from stgnn.graph.stats import format_stats, graph_stats
 
     split = _prepare(args)
     data = build_hetero_graph(split)
-    print(format_graph_stats(graph_stats(data)))
+    print(format_stats(graph_stats(data)))
     return 0
 
 
@@ -159,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("reproduce", help="run a results table's models over seeds; write table.md/csv")
-    sp.add_argument("table", choices=["nyc"], help="which table")
+    sp.add_argument("table", help="table name (nyc) or a folder holding table.yaml + published.yaml")
     sp.add_argument("--preset", default="full", help="fast | full [full]")
     sp.add_argument("--seeds", type=int, nargs="+", default=None)
     sp.add_argument("--models", nargs="+", default=None, help="subset of the table's models")
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except DataError as e:
+    except (DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -119,7 +119,11 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
 # ---------------------------------------------------------------------------- tables
 
 def _table_spec(table: str) -> dict[str, Any]:
-    folder = EXPERIMENTS / f"reproduce_{table}"
+    """``table.yaml`` + ``published.yaml`` of ``experiments/reproduce_<table>/`` (or of a folder path)."""
+    folder = Path(table) if Path(table).is_dir() else EXPERIMENTS / f"reproduce_{table}"
+    if not (folder / "table.yaml").is_file():
+        known = sorted(p.name.removeprefix("reproduce_") for p in EXPERIMENTS.glob("reproduce_*"))
+        raise ValueError(f"no table {table!r}: expected {folder / 'table.yaml'}; known tables: {known}")
     spec = yaml.safe_load((folder / "table.yaml").read_text())
     spec["published"] = yaml.safe_load((folder / "published.yaml").read_text())
     return spec
@@ -130,7 +134,8 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
     """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
 
     Args:
-        table: ``"nyc"`` (``experiments/reproduce_nyc/``).
+        table: ``"nyc"`` (``experiments/reproduce_nyc/``) or a folder holding ``table.yaml`` and
+            ``published.yaml``.
         preset: a key of the table's ``presets`` (``fast`` for ``make run``, ``full``).
         seeds: override the preset's seeds.
         models: a subset of the table's rows (by ``name``).
@@ -151,7 +156,7 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         if unknown:
             raise ValueError(f"unknown model rows {unknown}; the table has {[r['name'] for r in rows]}")
         rows = [r for r in rows if r["name"] in wanted]
-    out = Path(out or Path("results") / f"reproduce_{table}_{preset}")
+    out = Path(out or Path("results") / f"reproduce_{Path(table).name}_{preset}")
     seeds = list(seeds if seeds is not None else pre.get("seeds", [0, 1, 2]))
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -170,7 +175,7 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         results.append({"name": row["name"], "model": cfg.model, "summary": res["summary"],
                         "per_seed": per_seed, "timings": timing,
                         "best_epochs": {s: r["best_epoch"] for s, r in res["runs"].items()}})
-    meta = {"table": table, "preset": preset, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1),
+    meta = {"table": Path(table).name.removeprefix("reproduce_"), "preset": preset, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1),
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {})}
     md = format_table(results, spec["published"], meta)
     out.mkdir(parents=True, exist_ok=True)
