@@ -1,0 +1,532 @@
+"""STGNN: the project's spatiotemporal graph recommender for next-POI prediction.
+
+Read top to bottom, one sample at a time:
+
+1. **Graph encoder.** A heterogeneous GNN (PyG ``HeteroConv`` around any resolved layer) over
+   the leakage-safe *training* graph (users, POIs, categories, regions) turns learned node
+   embeddings (+ the POIs' language-model text embeddings, when given) into ``G[type]``.
+2. **Sequence encoder.** Each prefix step is ``G_poi[poi] + tow(t) + dt(t - t_prev) +
+   dd(dist(prev, poi))``; a causal Transformer (or LSTM/GRU/none) encodes the prefix; its last
+   state is ``q``.
+3. **Spatiotemporal attention.** ``q`` attends over the user's memory, i.e. the longer history
+   ``batch.hist_*`` plus the prefix. Each memory item is keyed by its POI, its time of week and
+   its time and distance intervals to the query (query time = the target time when the
+   protocol allows it, else the last prefix time; query place = the last prefix POI).
+4. **Scoring.** ``u = MLP([q, context, G_user[user], tow(query)])``. A *generate* distribution
+   ``softmax(u . G_poi + dist_bias(u, dist(last, p)))`` over all POIs is mixed with a *copy*
+   (pointer) distribution over the POIs in the memory, with a learned gate:
+   ``p = g * p_copy + (1 - g) * p_gen``. About 70% of NYC test targets are revisits, which the
+   pointer captures directly. ``score`` returns ``log p``; ``loss`` is its NLL (full softmax;
+   ``num_sampled > 0`` samples the generate softmax's negatives for very large POI sets).
+
+Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``text``
+(none/given), ``time_enc`` (none/tow), ``space_enc`` (none/bucket), ``attention`` (none/st),
+``copy`` (none/pointer), ``seq_encoder`` (transformer/lstm/gru/none), ``layer`` (any name, class
+or dotted path that :func:`stgnn.layers.resolve` accepts). Branches use the layer's capability
+flags, never its name.
+
+Leakage: the graph holds only ``part == 0`` check-ins (its newest edge predates every val/test
+target); everything else comes from the batch, which holds only check-ins before the target.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+from torch_geometric.nn import HeteroConv, SAGEConv
+
+from stgnn.data.batch import Batch
+from stgnn.data.split import Split
+from stgnn.features.space import haversine
+from stgnn.features.time import hour_of_week
+from stgnn.layers import capabilities, init_conv, resolve
+from stgnn.models.base import Recommender
+from stgnn.models.encoders import make_sequence_encoder
+
+N_TIME_BUCKETS = 24   # log2 minutes: 0 .. ~16 years
+N_DIST_BUCKETS = 16   # log2 of 25 m units: 0 .. ~800 km
+_CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
+            "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
+
+
+# ---------------------------------------------------------------------------- small feature helpers
+def time_bucket(dt_s: Tensor) -> Tensor:
+    """``(*)`` int64 log2-minute bucket of a non-negative interval in seconds."""
+    minutes = dt_s.clamp(min=0).double() / 60.0
+    return torch.log2(1.0 + minutes).floor().long().clamp(0, N_TIME_BUCKETS - 1)
+
+
+def dist_bucket(km: Tensor) -> Tensor:
+    """``(*)`` int64 log2 bucket of a distance in units of 25 m."""
+    return torch.log2(1.0 + km.clamp(min=0) * 40.0).floor().long().clamp(0, N_DIST_BUCKETS - 1)
+
+
+def haversine_km(lat1: Tensor, lon1: Tensor, lat2: Tensor, lon2: Tensor) -> Tensor:
+    """Great-circle km, broadcasting; a NaN (unknown) coordinate gives distance 0 (bucket "near")."""
+    return torch.nan_to_num(haversine(lat1, lon1, lat2, lon2), nan=0.0)
+
+
+def signed_log1p(x: Tensor) -> Tensor:
+    """Tame raw edge attributes (counts, km) that span orders of magnitude."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+# ---------------------------------------------------------------------------- graph encoder
+class HeteroGraphEncoder(nn.Module):
+    """Stacked ``HeteroConv`` blocks over a heterogeneous graph with any resolved layer.
+
+    Each block runs one conv per relation (summed per destination type), then a residual,
+    ReLU and LayerNorm per node type. Relations between two node types need a layer with
+    ``supports_bipartite``; for a layer without it they fall back to ``SAGEConv`` (said in
+    ``repr``). Edge time (``edge_time`` or ``time`` on a relation) is passed to layers with
+    ``supports_edge_time`` when ``temporal``; ``edge_attr`` (signed log1p) to layers with
+    ``supports_edge_attr``; an edge weight (``edge_weight``, else log1p ``count``) to layers with
+    ``supports_edge_weight``.
+
+    Args:
+        metadata: ``(node_types, edge_types)`` of the graph.
+        dim: width of every node representation.
+        layer: the conv (name, class or dotted path).
+        num_layers: blocks.
+        temporal: pass edge times (else the layer sees a static graph).
+        dropout: dropout after each block.
+        edge_dims: ``{edge_type: width of its edge_attr}`` for relations that have one.
+        out_types: node types whose output is used; the last block only computes relations
+            into them (the others would be computed and thrown away).
+
+    Shapes:
+        ``forward(x_dict {type: (N_type, dim)}, graph) -> {type: (N_type, dim)}``
+    """
+
+    def __init__(self, metadata: tuple[list[str], list[tuple[str, str, str]]], dim: int, layer: str | type,
+                 num_layers: int = 2, temporal: bool = True, dropout: float = 0.1,
+                 edge_dims: dict[tuple[str, str, str], int] | None = None,
+                 out_types: tuple[str, ...] = ("user", "poi"), **conv_kwargs: Any) -> None:
+        super().__init__()
+        self.layer = resolve(layer)
+        self.caps = capabilities(self.layer)
+        self.node_types, self.edge_types = list(metadata[0]), [tuple(e) for e in metadata[1]]
+        self.temporal, self.dropout = temporal and self.caps.supports_edge_time, dropout
+        self.fallback = [et for et in self.edge_types if et[0] != et[2] and not self.caps.supports_bipartite]
+        self.edge_dims = {tuple(k): v for k, v in (edge_dims or {}).items()} if self.caps.supports_edge_attr else {}
+        self.convs = nn.ModuleList()
+        self.out_types = tuple(t for t in out_types if t in self.node_types)
+        for i in range(num_layers):
+            convs = {}
+            last = i == num_layers - 1
+            for et in self.edge_types:
+                if last and et[2] not in self.out_types:
+                    continue
+                if et in self.fallback:
+                    convs[et] = SAGEConv((dim, dim), dim)
+                else:
+                    convs[et] = init_conv(self.layer, (dim, dim) if et[0] != et[2] else dim, dim,
+                                          edge_dim=self.edge_dims.get(et), **conv_kwargs)
+            with warnings.catch_warnings():  # the pruned last block leaves source-only types, on purpose
+                warnings.filterwarnings("ignore", message="There exist node types")
+                self.convs.append(HeteroConv(convs, aggr="sum"))
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({t: nn.LayerNorm(dim) for t in (self.out_types if i == num_layers - 1 else self.node_types)})
+            for i in range(num_layers))
+
+    def reset_parameters(self) -> None:
+        for conv in self.convs:
+            conv.reset_parameters()
+        for norms in self.norms:
+            for n in norms.values():
+                n.reset_parameters()
+
+    def edge_kwargs(self, graph: HeteroData) -> dict[str, dict]:
+        """The per-relation keyword dicts HeteroConv dispatches (only what each conv accepts)."""
+        times, qtimes, weights, attrs = {}, {}, {}, {}
+        end = graph_end_time(graph)
+        for et in self.edge_types:
+            store = graph[et]
+            if et in self.fallback:
+                continue
+            t = store["edge_time"] if "edge_time" in store else (store["time"] if "time" in store else None)
+            if self.temporal and t is not None:
+                times[et], qtimes[et] = t, end
+            if self.caps.supports_edge_weight and "edge_weight" in store:
+                weights[et] = store["edge_weight"].float()
+            elif self.caps.supports_edge_weight and "count" in store:
+                weights[et] = torch.log1p(store["count"].float())
+            if et in self.edge_dims:
+                attrs[et] = signed_log1p(store["edge_attr"].float())
+        kw: dict[str, dict] = {}
+        if times:
+            kw["edge_time_dict"], kw["query_time_dict"] = times, qtimes
+        if weights:
+            kw["edge_weight_dict"] = weights
+        if attrs:
+            kw["edge_attr_dict"] = attrs
+        return kw
+
+    def forward(self, x_dict: dict[str, Tensor], graph: HeteroData) -> dict[str, Tensor]:
+        kw = self.edge_kwargs(graph)
+        for conv, norms in zip(self.convs, self.norms):
+            edge_index_dict = {et: graph[et].edge_index for et in conv.convs.keys()}
+            out = conv(x_dict, edge_index_dict, **{k: {et: v[et] for et in edge_index_dict if et in v}
+                                                     for k, v in kw.items()})
+            x_dict = {t: norms[t](x + F.dropout(F.relu(out[t]), self.dropout, self.training)) if t in out else x
+                      for t, x in x_dict.items()}
+        return x_dict
+
+    def last_layer_attention(self, x_dict: dict[str, Tensor], graph: HeteroData, dst: str = "poi") -> dict:
+        """``{edge_type: (edge_index, alpha (E, heads))}`` of the last block's relations into ``dst``.
+
+        Only for layers with ``returns_attention`` (used by explanations); ``x_dict`` must be the
+        input of the last block.
+        """
+        kw = self.edge_kwargs(graph)
+        out = {}
+        for et in self.convs[-1].convs.keys():
+            if et[2] != dst or et in self.fallback:
+                continue
+            conv = self.convs[-1].convs[et]
+            x = x_dict[et[0]] if et[0] == et[2] else (x_dict[et[0]], x_dict[et[2]])
+            extra = {k[:-5]: v[et] for k, v in kw.items() if et in v}
+            _, (ei, alpha) = conv(x, graph[et].edge_index, return_attention_weights=True, **extra)
+            out[et] = (ei, alpha)
+        return out
+
+    def __repr__(self) -> str:
+        fb = f", sage_fallback={len(self.fallback)}" if self.fallback else ""
+        return (f"{self.__class__.__name__}(layer={self.layer.__name__}, layers={len(self.convs)}, "
+                f"relations={len(self.edge_types)}, temporal={self.temporal}{fb})")
+
+
+def graph_end_time(graph: HeteroData) -> Tensor:
+    """The snapshot's end: ``graph.end_time`` if set, else its newest edge time (0 if none)."""
+    if "end_time" in graph:
+        return torch.as_tensor(graph["end_time"], dtype=torch.float64)
+    newest = [s[k].max() for s in graph.edge_stores for k in ("edge_time", "time") if k in s and s[k].numel()]
+    return torch.stack(newest).max().double() if newest else torch.tensor(0.0, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------------------- the model
+class STGNN(Recommender):
+    """Heterogeneous graph + sequence + spatiotemporal attention + pointer recommender.
+
+    Args:
+        num_users, num_pois: id-space sizes.
+        dim: width of every representation.
+        layer: graph layer (name, class or ``"pkg.mod.Class"``).
+        graph: ``"none"`` (id embeddings only), ``"static"``, ``"temporal"`` (edge ages to
+            layers that take ``edge_time``).
+        graph_layers: HeteroConv blocks.
+        text: ``"given"`` uses ``text_emb`` as POI input when provided, ``"none"`` ignores it.
+        text_emb: ``(P, D)`` language-model embeddings of the POIs' text (or ``None``).
+        time_enc, space_enc, attention, copy: ablation switches (module docstring).
+        seq_encoder: ``"transformer"``, ``"lstm"``, ``"gru"`` or ``"none"``.
+        heads, seq_layers, dropout: sequence-encoder sizes.
+        num_sampled: ``> 0``: the generate softmax in ``loss`` uses the target and this many
+            uniformly sampled negatives (scores stay full-ranking).
+        graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
+        conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
+
+    Shapes:
+        ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
+    """
+
+    needs_graph = True
+    needs_text = False
+    uses_target_time = True
+
+    def __init__(self, num_users: int, num_pois: int, *, dim: int = 64, layer: str | type = "time_attention",
+                 graph: str = "temporal", graph_layers: int = 2, text: str = "given",
+                 text_emb: Tensor | None = None, time_enc: str = "tow", space_enc: str = "bucket",
+                 attention: str = "st", copy: str = "pointer", seq_encoder: str = "transformer",
+                 heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
+                 graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(num_users, num_pois)
+        opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
+        for k, v in opts.items():
+            if v not in _CHOICES[k]:
+                raise ValueError(f"STGNN({k}={v!r}): choose one of {list(_CHOICES[k])}")
+        self.opts, self.dim, self.dropout, self.num_sampled = opts, dim, dropout, num_sampled
+        self.layer, self.graph_layers, self.conv_kwargs = resolve(layer), graph_layers, dict(conv_kwargs or {})
+        self.seq_kind = seq_encoder
+        # inputs of the graph encoder (or the embeddings themselves when graph == "none")
+        self.user_emb = nn.Embedding(num_users, dim)
+        self.poi_emb = nn.Embedding(num_pois, dim)
+        use_text = text == "given" and text_emb is not None
+        self.register_buffer("text_emb", text_emb.float() if use_text else None)
+        self.text_proj = nn.Linear(text_emb.shape[1], dim) if use_text else None
+        self.node_emb = nn.ModuleDict()      # other node types (category, region), made with the graph
+        self.x_proj = nn.ModuleDict()        # graph node features (coordinates, popularity...) -> dim
+        self.graph_encoder: HeteroGraphEncoder | None = None
+        self.graph: HeteroData | None = None
+        # step, memory and query encodings
+        self.tow_emb = nn.Embedding(168, dim)
+        self.dt_emb = nn.Embedding(N_TIME_BUCKETS, dim)
+        self.dd_emb = nn.Embedding(N_DIST_BUCKETS, dim)
+        self.seq = make_sequence_encoder(seq_encoder, dim, heads, seq_layers, dropout)
+        self.att_q = nn.Linear(dim, dim)
+        self.att_v = nn.Linear(dim, dim)
+        self.fuse = nn.Sequential(nn.Linear(4 * dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+        self.out_poi = nn.Linear(dim, dim)                      # POI side of the generate score
+        self.poi_bias = nn.Parameter(torch.zeros(num_pois))
+        self.dist_pref = nn.Linear(dim, N_DIST_BUCKETS)         # user-dependent distance preference
+        self.copy_q = nn.Linear(dim, dim)
+        self.gate = nn.Linear(dim, 1)
+        self.register_buffer("poi_lat", torch.zeros(num_pois))
+        self.register_buffer("poi_lon", torch.zeros(num_pois))
+        # (P, P) uint8 distance bucket between every two POIs (25 MB for NYC), so candidate-side
+        # distances cost a row gather per sample instead of (B, P) trigonometry each step
+        self.register_buffer("poi_dist_bucket", torch.zeros(num_pois, num_pois, dtype=torch.uint8),
+                             persistent=False)
+        if graph_data is not None:
+            self.attach_graph(graph_data)
+
+    # ------------------------------------------------------------------ data
+    @classmethod
+    def from_split(cls, split: Split, **kwargs: Any) -> "STGNN":
+        """Build for ``split`` and attach its training graph, so the optimizer sees every parameter."""
+        model = cls(split.num_users, split.num_pois, **kwargs)
+        model.fit_data(split)
+        return model
+
+    def fit_data(self, split: Split) -> None:
+        """POI coordinates and the training-period graph (``part == 0`` check-ins only)."""
+        self.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
+        if self.opts["graph"] != "none":
+            from stgnn.graph.hetero import build_hetero_graph  # the graph package is optional for graph="none"
+
+            self.attach_graph(build_hetero_graph(split, parts=(0,)))
+
+    def attach_coordinates(self, lat: Tensor, lon: Tensor) -> None:
+        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their distance buckets."""
+        if lat.shape != (self.num_pois,) or lon.shape != (self.num_pois,):
+            raise ValueError(f"coordinates must be ({self.num_pois},), got {tuple(lat.shape)} and {tuple(lon.shape)}")
+        self.poi_lat = lat.to(self.poi_lat.device, torch.float32)
+        self.poi_lon = lon.to(self.poi_lon.device, torch.float32)
+        self.poi_dist_bucket = self._dist_buckets()
+
+    @torch.no_grad()
+    def _dist_buckets(self, chunk: int = 512) -> Tensor:
+        """``(P, P)`` uint8 :func:`dist_bucket` of every POI pair, in row chunks."""
+        lat, lon = self.poi_lat.double(), self.poi_lon.double()
+        out = torch.empty(self.num_pois, self.num_pois, dtype=torch.uint8, device=lat.device)
+        for i in range(0, self.num_pois, chunk):
+            d = haversine_km(lat[i:i + chunk, None], lon[i:i + chunk, None], lat[None], lon[None])
+            out[i:i + chunk] = dist_bucket(d).to(torch.uint8)
+        return out
+
+    def attach_graph(self, data: HeteroData) -> None:
+        """Use ``data`` as the graph; the first call builds the graph encoder for its metadata.
+
+        Create the optimizer after this (the first call adds parameters). Later calls must
+        carry the same node and edge types.
+        """
+        if self.opts["graph"] == "none":
+            return
+        meta = data.metadata()
+        for t in ("user", "poi"):
+            if t in meta[0] and data[t].num_nodes != (self.num_users if t == "user" else self.num_pois):
+                raise ValueError(f"graph has {data[t].num_nodes} {t} nodes, model has "
+                                 f"{self.num_users if t == 'user' else self.num_pois}")
+        if self.graph_encoder is None:
+            device = self.poi_bias.device
+            for t in meta[0]:
+                if t not in ("user", "poi"):
+                    self.node_emb[t] = nn.Embedding(data[t].num_nodes, self.dim).to(device)
+                if "x" in data[t]:
+                    self.x_proj[t] = nn.Linear(data[t].x.shape[1], self.dim).to(device)
+            edge_dims = {et: data[et].edge_attr.shape[1] for et in meta[1] if "edge_attr" in data[et]}
+            self.graph_encoder = HeteroGraphEncoder(meta, self.dim, self.layer, self.graph_layers,
+                                                    temporal=self.opts["graph"] == "temporal",
+                                                    dropout=self.dropout, edge_dims=edge_dims,
+                                                    **self.conv_kwargs).to(device)
+        elif (sorted(meta[0]), sorted(meta[1])) != (sorted(self.graph_encoder.node_types),
+                                                    sorted(self.graph_encoder.edge_types)):
+            raise ValueError(f"graph metadata {meta} differs from the one the model was built for")
+        self.graph = data.to(self.poi_bias.device)
+
+    def _apply(self, fn, recurse=True):  # keep the (non-module) graph on the model's device
+        out = super()._apply(fn, recurse)
+        if self.graph is not None:
+            self.graph = self.graph.to(self.poi_bias.device)  # device only: edge times stay float64/int64
+        return out
+
+    # ------------------------------------------------------------------ encoders
+    def node_inputs(self) -> dict[str, Tensor]:
+        """``{type: (N_type, dim)}`` inputs of the graph encoder (id embeddings + text)."""
+        poi = self.poi_emb.weight
+        if self.text_proj is not None:
+            poi = poi + self.text_proj(self.text_emb)                       # (P, dim)
+        x = {"user": self.user_emb.weight, "poi": poi}
+        x.update({t: e.weight for t, e in self.node_emb.items()})
+        for t, proj in self.x_proj.items():
+            x[t] = x[t] + proj(self.graph[t].x.float())                    # (N_t, dim)
+        return x
+
+    def encode_graph(self) -> dict[str, Tensor]:
+        """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward."""
+        x = self.node_inputs()
+        if self.graph_encoder is None:
+            if self.opts["graph"] != "none":
+                raise RuntimeError("STGNN needs its training graph: call fit_data(split) or attach_graph(data)")
+            return x
+        x = {t: v for t, v in x.items() if t in self.graph_encoder.node_types}
+        return self.graph_encoder(x, self.graph)
+
+    def _query(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Query time ``(B,)``, its tz ``(B,)`` and last prefix POI ``(B,)``."""
+        last_i = (batch.length - 1)[:, None]
+        last_ts, last_tz = batch.ts.gather(1, last_i)[:, 0], batch.tz.gather(1, last_i)[:, 0]
+        known = batch.target_ts != 0                                         # protocol allowed it
+        return torch.where(known, batch.target_ts, last_ts), torch.where(known, batch.target_tz, last_tz), \
+            batch.last_poi
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        """All intermediate results; ``score``/``loss``/``explain`` read what they need.
+
+        Returns ``logp (B, P)`` plus memory weights for explanations: ``mem_poi (B, M)``,
+        ``mem_ts (B, M)``, ``copy_w (B, M)``, ``att_w (B, M)``, ``gate (B,)``, ``u (B, dim)``.
+        """
+        G = self.encode_graph()
+        g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d)
+        use_t, use_s = self.opts["time_enc"] == "tow", self.opts["space_enc"] == "bucket"
+        tq, tzq, last = self._query(batch)                                   # (B,), (B,), (B,)
+
+        # --- sequence encoder over the prefix
+        x = g_poi[batch.poi]                                                 # (B, L, d)
+        if use_t:
+            prev_ts = torch.cat([batch.ts[:, :1], batch.ts[:, :-1]], 1)      # (B, L)
+            x = x + self.tow_emb(hour_of_week(batch.ts, batch.tz)) + self.dt_emb(time_bucket(batch.ts - prev_ts))
+        if use_s:
+            prev = torch.cat([batch.poi[:, :1], batch.poi[:, :-1]], 1)       # (B, L)
+            x = x + self.dd_emb(self.poi_dist_bucket[prev, batch.poi].long())
+        h = self.seq(x, batch.mask)                                          # (B, L, d)
+        q = h.gather(1, (batch.length - 1)[:, None, None].expand(-1, 1, self.dim))[:, 0]  # (B, d)
+
+        # --- memory: the user's history + the prefix, keyed by POI, time of week, intervals to the query
+        mem_poi = torch.cat([batch.hist_poi, batch.poi], 1)                  # (B, M)
+        mem_ts = torch.cat([batch.hist_ts, batch.ts], 1)                     # (B, M)
+        mem_tz = torch.cat([batch.hist_tz, batch.tz], 1)                     # (B, M)
+        mem_mask = torch.cat([batch.hist_mask, batch.mask], 1)              # (B, M)
+        keys = g_poi[mem_poi]                                                # (B, M, d)
+        if use_t:
+            keys = keys + self.tow_emb(hour_of_week(mem_ts, mem_tz)) + self.dt_emb(time_bucket(tq[:, None] - mem_ts))
+        if use_s:
+            keys = keys + self.dd_emb(self.poi_dist_bucket[last[:, None], mem_poi].long())
+        tow_q = self.tow_emb(hour_of_week(tq, tzq)) if use_t else q.new_zeros(q.shape)  # (B, d)
+        scale = 1.0 / math.sqrt(self.dim)
+        # logits and distributions in float32: under bf16/fp16 autocast the einsums come back in
+        # low precision, where a mask value of float32's min overflows and scores tie
+        neg = torch.finfo(torch.float32).min
+        if self.opts["attention"] == "st":
+            a = torch.einsum("bd,bmd->bm", self.att_q(q + tow_q), keys).float() * scale  # (B, M)
+            att_w = a.masked_fill(~mem_mask, neg).softmax(-1)                # (B, M)
+            ctx = torch.einsum("bm,bmd->bd", att_w.to(keys.dtype), self.att_v(keys))  # (B, d)
+        else:
+            att_w, ctx = keys.new_zeros(mem_mask.shape), q.new_zeros(q.shape)
+
+        # --- user/query vector and the two distributions
+        u = self.fuse(torch.cat([q, ctx, G["user"][batch.user], tow_q], -1))  # (B, d)
+        gen = (u @ self.out_poi(g_poi).T).float() + self.poi_bias            # (B, P)
+        if use_s:
+            gen = gen + self.dist_pref(u).float().gather(1, self.poi_dist_bucket[last].long())  # (B, P)
+        out = {"gen": gen, "u": u, "mem_poi": mem_poi, "mem_ts": mem_ts, "mem_mask": mem_mask, "att_w": att_w}
+        if self.opts["copy"] == "pointer":
+            c = torch.einsum("bd,bmd->bm", self.copy_q(u), keys).float() * scale  # (B, M)
+            copy_w = c.masked_fill(~mem_mask, neg).softmax(-1)               # (B, M)
+            p_copy = torch.zeros_like(gen).scatter_add_(1, mem_poi, copy_w)  # (B, P)
+            gate = torch.sigmoid(self.gate(u).float())                       # (B, 1)
+            out.update(copy_w=copy_w, gate=gate[:, 0], p_copy=p_copy)
+        return out
+
+    def _mix(self, out: dict[str, Tensor], log_p_gen: Tensor, p_copy: Tensor | None) -> Tensor:
+        """``log(g * p_copy + (1 - g) * p_gen)`` computed stably."""
+        if p_copy is None:
+            return log_p_gen
+        g = out["gate"][:, None]
+        return torch.logaddexp(torch.log1p(-g + 1e-6) + log_p_gen, torch.log(g * p_copy + 1e-9))
+
+    def score(self, batch: Batch) -> Tensor:
+        out = self(batch)
+        return self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))   # (B, P)
+
+    def loss(self, batch: Batch) -> Tensor:
+        out = self(batch)
+        y = batch.target_poi                                                  # (B,)
+        if self.num_sampled > 0 and self.training:
+            neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device)  # (B, K)
+            cand = torch.cat([y[:, None], neg], 1)                           # (B, 1+K)
+            logits = out["gen"].gather(1, cand).masked_fill(torch.cat(
+                [torch.zeros_like(y[:, None], dtype=torch.bool), neg == y[:, None]], 1), float("-inf"))
+            log_p_gen = logits.log_softmax(-1)[:, :1]                        # (B, 1)
+        else:
+            log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])     # (B, 1)
+        p_copy = out["p_copy"].gather(1, y[:, None]) if "p_copy" in out else None
+        return -self._mix(out, log_p_gen, p_copy).mean()
+
+    # ------------------------------------------------------------------ explanations
+    @torch.no_grad()
+    def explain(self, batch: Batch, k: int = 3) -> list[dict[str, Any]]:
+        """For each sample: its top-``k`` POIs, the ``k`` memory check-ins that carried the most
+        weight (pointer weight when ``copy`` is on, else attention), and for the top POI the
+        ``k`` graph neighbours with the most attention in the last graph layer (layers with
+        ``returns_attention``; otherwise no neighbours are reported). Relations that give the
+        POI a single neighbour (its region, its category) are skipped: their weight is 1 by
+        construction and says nothing.
+
+        Returns a list (one dict per sample) of plain Python values.
+        """
+        was = self.training
+        self.eval()
+        out = self(batch)
+        scores = self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))
+        top_s, top_p = scores.topk(min(k, self.num_pois), dim=1)                           # (B, k)
+        w = out.get("copy_w", out["att_w"]).masked_fill(~out["mem_mask"], -1.0)          # (B, M)
+        mem_k = min(k, w.shape[1])
+        top_w, top_m = w.topk(mem_k, dim=1)                                                # (B, k)
+        neighbours = self._graph_neighbours(top_p[:, 0], k)
+        self.train(was)
+        result = []
+        for b in range(len(batch)):
+            hist_len = batch.hist_poi.shape[1]
+            checkins = [{"source": "history" if m < hist_len else "prefix",
+                         "poi": int(out["mem_poi"][b, m]), "ts": int(out["mem_ts"][b, m]), "weight": float(wt)}
+                        for wt, m in zip(top_w[b].tolist(), top_m[b].tolist()) if wt >= 0]
+            result.append({"index": int(batch.index[b]), "top_pois": top_p[b].tolist(),
+                           "log_prob": top_s[b].tolist(), "checkins": checkins,
+                           "neighbors": neighbours[b] if neighbours is not None else []})
+        return result
+
+    def _graph_neighbours(self, pois: Tensor, k: int) -> list[list[dict[str, Any]]] | None:
+        enc = self.graph_encoder
+        if enc is None or not enc.caps.returns_attention:
+            return None
+        x = {t: v for t, v in self.node_inputs().items() if t in enc.node_types}
+        # recompute the inputs of the last block (cheap at this scale)
+        kw = enc.edge_kwargs(self.graph)
+        for conv, norms in list(zip(enc.convs, enc.norms))[:-1]:
+            o = conv(x, {et: self.graph[et].edge_index for et in conv.convs.keys()}, **kw)
+            x = {t: norms[t](v + F.relu(o[t])) if t in o else v for t, v in x.items()}
+        att = enc.last_layer_attention(x, self.graph, dst="poi")
+        out: list[list[dict[str, Any]]] = []
+        for p in pois.tolist():
+            cands = []
+            for et, (ei, alpha) in att.items():
+                sel = (ei[1] == p).nonzero().flatten()
+                if len(sel) < 2:  # a lone neighbour (its region, its category) gets weight 1 trivially
+                    continue
+                for e, a in zip(ei[0, sel].tolist(), alpha[sel].mean(-1).tolist()):
+                    cands.append({"relation": "__".join(et), "type": et[0], "node": e, "weight": a})
+            out.append(sorted(cands, key=lambda c: -c["weight"])[:k])
+        return out
+
+    def extra_repr(self) -> str:
+        o = ", ".join(f"{k}={v}" for k, v in self.opts.items())
+        return (f"{super().extra_repr()}, dim={self.dim}, layer={self.layer.__name__}, "
+                f"seq_encoder={self.seq_kind}, {o}")
+
+
+__all__ = ["STGNN", "HeteroGraphEncoder", "hour_of_week", "time_bucket", "dist_bucket", "haversine_km"]

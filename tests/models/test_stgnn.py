@@ -1,0 +1,217 @@
+"""STGNN: shapes, gradients, permutation invariance, leakage, determinism, ablations, explanations."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from stgnn.data.batch import SampleLoader
+from stgnn.data.split import PARTS
+from stgnn.graph.hetero import build_hetero_graph
+from stgnn.models.stgnn import STGNN, HeteroGraphEncoder, dist_bucket, time_bucket
+
+
+@pytest.fixture(scope="module")
+def graph(synthetic_split):
+    return build_hetero_graph(synthetic_split, parts=(0,))
+
+
+@pytest.fixture(scope="module")
+def batch(synthetic_split):
+    return SampleLoader(synthetic_split, "test", batch_size=16).make_batch(synthetic_split.samples["test"][:16])
+
+
+def make(split, g, seed=0, **kw):
+    torch.manual_seed(seed)
+    kw.setdefault("dim", 16)
+    m = STGNN(split.num_users, split.num_pois, **kw)
+    m.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
+    m.attach_graph(g)
+    return m
+
+
+def test_buckets_hand_checked():
+    # log2(1 + minutes): 0 s -> 0, 1 min -> 1, 3 min -> 2, 1 h -> floor(log2 61) = 5
+    assert time_bucket(torch.tensor([0, 60, 180, 3600])).tolist() == [0, 1, 2, 5]
+    # log2(1 + km * 40): 0 -> 0, 25 m -> 1, 1 km -> floor(log2 41) = 5, far -> last bucket
+    assert dist_bucket(torch.tensor([0.0, 0.025, 1.0, 1e6])).tolist() == [0, 1, 5, 15]
+
+
+def test_score_is_a_log_distribution_over_all_pois(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph).eval()
+    s = m.score(batch)
+    assert s.shape == (16, synthetic_split.num_pois)
+    assert torch.allclose(s.exp().sum(1), torch.ones(16), atol=1e-4)
+    assert m.loss(batch).ndim == 0
+
+
+def test_pointer_puts_mass_on_visited_pois(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph).eval()
+    out = m(batch)
+    visited = torch.zeros_like(out["p_copy"]).scatter_reduce(1, out["mem_poi"], out["mem_mask"].float(), "amax") > 0
+    assert torch.allclose(out["p_copy"].sum(1), torch.ones(16), atol=1e-5)
+    assert (out["p_copy"][~visited] == 0).all()
+
+
+def test_gradients_reach_every_parameter(synthetic_split, graph, batch):
+    emb = torch.randn(synthetic_split.num_pois, 12)
+    m = make(synthetic_split, graph, text_emb=emb)
+    m.train()
+    m.loss(batch).backward()
+    # exactly-zero gradients by construction, derived from the graph: a relation without edge
+    # times feeds phi(0) = cos(b) with b = 0 (d/d omega = d/d b = 0); a relation giving each
+    # destination one edge (region, category -> poi) has softmax weight 1 whatever q and k are
+    def key(et):
+        return "<" + "___".join(et) + ">"
+    untimed = [key(et) for et in graph.edge_types if "time" not in graph[et]]
+    single = [key(et) for et in graph.edge_types
+              if torch.bincount(graph[et].edge_index[1]).max() == 1]
+    def exempt(n):
+        return (any(r in n for r in untimed) and ".time_enc." in n) or \
+            (any(r in n for r in single) and any(f".{w}." in n for w in ("lin_q", "lin_kx", "lin_ke")))
+    missing = [n for n, p in m.named_parameters()
+               if not exempt(n) and (p.grad is None or p.grad.abs().sum() == 0)]
+    # 20 time-encoder params of the 10 untimed convs + 20 q/k params of the 4 single-edge convs
+    assert sum(map(exempt, dict(m.named_parameters()))) == 40
+    assert missing == []
+
+
+def test_graph_encoder_is_invariant_to_node_permutation(graph):
+    torch.manual_seed(0)
+    enc = HeteroGraphEncoder(graph.metadata(), 8, "time_attention", num_layers=2, dropout=0.0).eval()
+    x = {t: torch.randn(graph[t].num_nodes, 8) for t in graph.node_types}
+    P = graph["poi"].num_nodes
+    perm = torch.randperm(P)                    # new node i is old node perm[i]
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(P)
+    g2 = graph.clone()
+    for et in graph.edge_types:
+        ei = graph[et].edge_index.clone()
+        if et[0] == "poi":
+            ei[0] = inv[ei[0]]
+        if et[2] == "poi":
+            ei[1] = inv[ei[1]]
+        g2[et].edge_index = ei
+    x2 = dict(x, poi=x["poi"][perm])
+    out, out2 = enc(x, graph), enc(x2, g2)
+    assert torch.allclose(out["poi"][perm], out2["poi"], atol=1e-5)
+    assert torch.allclose(out["user"], out2["user"], atol=1e-5)
+
+
+def _append_future(split, n=5):
+    """A copy of ``split`` with ``n`` later test-period check-ins of its last user appended."""
+    u = split.num_users - 1
+    last = split.user_ptr[-1] - 1
+    rng = np.random.default_rng(0)
+    pois = rng.integers(0, split.num_pois, n)
+    extra = dict(
+        user=np.full(n, u), poi=pois, category=split.poi_category[pois],
+        ts=split.ts.max() + 3600 * np.arange(1, n + 1), tz_offset_min=np.zeros(n, np.int32),
+        traj=np.full(n, split.num_trajectories), part=np.full(n, PARTS["test"], np.int8))
+    kw = {k: np.concatenate([getattr(split, k), v.astype(getattr(split, k).dtype)]) for k, v in extra.items()}
+    ptr = np.concatenate([split.traj_ptr, [split.traj_ptr[-1] + n]])
+    user_ptr = split.user_ptr.copy()
+    user_ptr[-1] += n
+    assert split.user[last] == u
+    return dataclasses.replace(split, **kw, traj_ptr=ptr, traj_user=np.concatenate([split.traj_user, [u]]),
+                               user_ptr=user_ptr)
+
+
+def test_future_checkins_leave_scores_unchanged(synthetic_split, graph, batch):
+    later = _append_future(synthetic_split)
+    targets = synthetic_split.samples["test"][:16]
+    b2 = SampleLoader(later, "test", batch_size=16).make_batch(targets)
+    m = make(synthetic_split, graph).eval()
+    m2 = make(synthetic_split, build_hetero_graph(later, parts=(0,))).eval()
+    assert torch.equal(m.score(batch), m2.score(b2))
+
+
+def test_same_seed_same_output_and_different_seed_differs(synthetic_split, graph, batch):
+    a = make(synthetic_split, graph, seed=3).eval().score(batch)
+    b = make(synthetic_split, graph, seed=3).eval().score(batch)
+    c = make(synthetic_split, graph, seed=4).eval().score(batch)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(graph="none"), dict(graph="static", layer="gcn"), dict(layer="gat"), dict(seq_encoder="lstm"),
+    dict(seq_encoder="gru"), dict(seq_encoder="none"), dict(attention="none"), dict(copy="none"),
+    dict(time_enc="none", space_enc="none"),
+])
+def test_ablation_switches_run(synthetic_split, graph, batch, kw):
+    m = make(synthetic_split, graph, **kw).eval()
+    s = m.score(batch)
+    assert s.shape == (16, synthetic_split.num_pois) and torch.isfinite(s).all()
+    assert torch.allclose(s.exp().sum(1), torch.ones(16), atol=1e-4)
+
+
+def test_bad_switch_names_the_choices(synthetic_split):
+    with pytest.raises(ValueError, match=r"graph='dynamic'.*'none', 'static', 'temporal'"):
+        STGNN(synthetic_split.num_users, synthetic_split.num_pois, graph="dynamic")
+
+
+def test_text_embeddings_change_poi_inputs_only_when_enabled(synthetic_split, graph, batch):
+    emb = torch.randn(synthetic_split.num_pois, 12)
+    on = make(synthetic_split, graph, text_emb=emb)
+    off = make(synthetic_split, graph, text_emb=emb, text="none")
+    assert on.text_proj is not None and off.text_proj is None
+    assert not torch.allclose(on.node_inputs()["poi"], off.node_inputs()["poi"])
+
+
+def test_sampled_softmax_loss_is_finite_and_differs(synthetic_split, graph, batch):
+    full = make(synthetic_split, graph).train()
+    torch.manual_seed(0)
+    lf = full.loss(batch)
+    samp = make(synthetic_split, graph, num_sampled=5).train()
+    torch.manual_seed(0)
+    ls = samp.loss(batch)
+    assert torch.isfinite(ls) and ls < lf  # 6-way softmax is easier than a P-way one
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_autocast_keeps_loss_and_scores_finite(synthetic_split, graph, batch, dtype):
+    # regression: a float32-min mask value overflowed bf16/fp16 logits on an H100 under AMP
+    m = make(synthetic_split, graph)
+    with torch.autocast("cpu", dtype=dtype):
+        loss = m.loss(batch)
+        scores = m.score(batch)
+    assert torch.isfinite(loss) and torch.isfinite(scores).all()
+    assert scores.dtype == torch.float32  # ranking in full precision: fewer artificial ties
+    loss.backward()
+
+
+def test_training_reduces_the_loss(synthetic_split, graph):
+    m = make(synthetic_split, graph)
+    opt = torch.optim.Adam(m.parameters(), 5e-3)
+    b = SampleLoader(synthetic_split, "train", batch_size=64).make_batch(synthetic_split.samples["train"][:64])
+    first = m.loss(b).item()
+    for _ in range(8):
+        opt.zero_grad()
+        m.loss(b).backward()
+        opt.step()
+    assert m.loss(b).item() < 0.8 * first
+
+
+def test_explain_returns_memory_checkins_and_graph_neighbours(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph)
+    ex = m.explain(batch, k=3)
+    assert len(ex) == 16 and m.training  # mode restored
+    rel_names = {"__".join(et) for et in graph.edge_types}
+    for e, b in zip(ex, range(16)):
+        assert len(e["top_pois"]) == 3 and e["log_prob"] == sorted(e["log_prob"], reverse=True)
+        w = [c["weight"] for c in e["checkins"]]
+        assert w == sorted(w, reverse=True) and 0 < sum(w) <= 1 + 1e-5
+        visible = set(batch.poi[b][batch.mask[b]].tolist()) | set(batch.hist_poi[b][batch.hist_mask[b]].tolist())
+        assert {c["poi"] for c in e["checkins"]} <= visible
+        assert all(n["relation"] in rel_names for n in e["neighbors"]) and len(e["neighbors"]) <= 3
+    assert any(e["neighbors"] for e in ex)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_scores_match_cpu(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph).eval()
+    cpu = m.score(batch)
+    gpu = m.to("cuda").score(batch.to("cuda"))
+    assert gpu.device.type == "cuda" and torch.allclose(cpu, gpu.cpu(), atol=1e-4)
