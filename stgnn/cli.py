@@ -94,7 +94,10 @@ def cmd_graph_plot(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from stgnn.recipes import train_from_config
 
-    result = train_from_config(args.config, args.overrides, resume=args.resume)
+    overrides = list(args.overrides)
+    if args.seeds:
+        overrides.append(f"seeds=[{','.join(str(x) for x in args.seeds)}]")
+    result = train_from_config(args.config, overrides, resume=args.resume)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -113,6 +116,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     table = reproduce(args.table, preset=args.preset, seeds=args.seeds, models=args.models,
                       out=Path(args.out) if args.out else None, overrides=args.overrides)
     print(table)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from stgnn.recipes import compare_runs
+
+    res = compare_runs(Path(args.run_a), Path(args.run_b), part=args.part, n_boot=args.n_boot)
+    for metric, d in res.items():
+        print(f"{metric}: A={d['a']:.4f} B={d['b']:.4f} A-B={d['diff']:+.4f} "
+              f"95% CI [{d['lo']:+.4f}, {d['hi']:+.4f}] p={d['p']:.3f} (n={int(d['n'])})")
     return 0
 
 
@@ -156,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("train", help="train one model from a YAML config + key=value overrides")
     sp.add_argument("--config", default=None, help="YAML file holding deltas from the defaults")
     sp.add_argument("--resume", action="store_true", help="continue the run in the same output folder")
+    sp.add_argument("--seeds", type=int, nargs="+", default=None, help="one run per seed; mean ± std reported")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. model=lstm train.lr=1e-3")
     sp.set_defaults(func=cmd_train)
 
@@ -163,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--run", required=True, help="results/<run> folder")
     sp.add_argument("--part", default="test", choices=["val", "test"])
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("compare", help="paired bootstrap CI of run A minus run B on the same samples")
+    sp.add_argument("run_a")
+    sp.add_argument("run_b")
+    sp.add_argument("--part", default="test", choices=["val", "test"])
+    sp.add_argument("--n-boot", type=int, default=1000)
+    sp.set_defaults(func=cmd_compare)
 
     sp = sub.add_parser("reproduce", help="run a results table's models over seeds; write table.md/csv")
     sp.add_argument("table", help="table name (nyc) or a folder holding table.yaml + published.yaml")

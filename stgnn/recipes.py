@@ -116,6 +116,20 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
     return metrics
 
 
+def compare_runs(run_a: Path, run_b: Path, part: str = "test", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap of ``A - B`` (Acc@1, MRR) from two finished runs' per-sample ranks.
+
+    The offline form of an A/B test: both runs must have scored the same samples (same split
+    fingerprint), so each sample's pair of ranks is compared directly.
+    """
+    from stgnn.eval.significance import paired_bootstrap
+
+    ra, rb = (np.load(Path(r) / "ranks.npz") for r in (run_a, run_b))
+    if not np.array_equal(ra[f"{part}_index"], rb[f"{part}_index"]):
+        raise ValueError(f"{run_a} and {run_b} scored different {part} samples; compare runs of the same split")
+    return paired_bootstrap(ra[f"{part}_ranks"], rb[f"{part}_ranks"], n_boot=n_boot, seed=seed)
+
+
 # ---------------------------------------------------------------------------- tables
 
 def _table_spec(table: str) -> dict[str, Any]:
@@ -175,7 +189,14 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         results.append({"name": row["name"], "model": cfg.model, "summary": res["summary"],
                         "per_seed": per_seed, "timings": timing,
                         "best_epochs": {s: r["best_epoch"] for s, r in res["runs"].items()}})
-    meta = {"table": Path(table).name.removeprefix("reproduce_"), "preset": preset, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1),
+    ref = spec.get("reference")
+    paired = {}
+    if ref and ref in {r["name"] for r in results}:
+        for r in results:
+            if r["name"] != ref:
+                paired[r["name"]] = {s: compare_runs(out / "runs" / r["name"] / f"seed_{s}",
+                                                      out / "runs" / ref / f"seed_{s}") for s in seeds}
+    meta = {"table": Path(table).name.removeprefix("reproduce_"), "reference": ref, "paired": paired, "preset": preset, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1),
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {})}
     md = format_table(results, spec["published"], meta)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,6 +234,15 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
     for p in published["rows"]:
         cells = [f"{p[pub_key[c]]:.4f}" if pub_key.get(c) and p.get(pub_key[c]) is not None else "—" for c in cols]
         lines.append(f"| {p['model']} ({p['venue']}) | " + " | ".join(cells) + f" | {p['source']} |")
+    if meta.get("paired"):
+        lines += ["", f"Paired bootstrap (1,000 resamples of the test samples, per seed) of each model minus "
+                  f"{meta['reference']}: difference and 95% CI.", "",
+                  "| model | seed | ΔAcc@1 [95% CI] | ΔMRR [95% CI] |", "|---|---|---|---|"]
+        for name, per_seed in meta["paired"].items():
+            for s, d in per_seed.items():
+                a, m = d["Acc@1"], d["MRR"]
+                lines.append(f"| {name} | {s} | {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}] | "
+                             f"{m['diff']:+.4f} [{m['lo']:+.4f}, {m['hi']:+.4f}] |")
     lines += ["", f"Wall time: {meta['seconds']} s. Per-run folders under `runs/` hold config.yaml, env.json, "
               "metrics.json, curves.csv and checkpoints."]
     return "\n".join(lines) + "\n"

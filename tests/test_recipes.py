@@ -27,6 +27,7 @@ def _table(folder):
                    {"name": "UserHistory", "config": {"model": "user_history"}},
                    {"name": "MF-BPR", "config": {"model": "mf_bpr", "train": {"epochs": 2, "batch_size": 512}}}],
         "presets": {"tiny": {"seeds": [0, 1]}},
+        "reference": "UserHistory",
     }))
     (folder / "published.yaml").write_text(yaml.safe_dump({
         "protocol": "test protocol",
@@ -58,6 +59,11 @@ def test_reproduce_writes_table_from_run_files(isolated):
     assert data["results"][1]["summary"]["MRR"]["mean"] > pop["mean"] + 0.1
     assert "| Paper (X'24) | 0.5000 | — | — | — | 0.6000 | a citation |" in md
     assert "**Pop** (ours)" in md
+    paired = data["meta"]["paired"]
+    assert sorted(paired) == ["MF-BPR", "Pop"]
+    d = paired["Pop"]["0"]["MRR"]
+    assert d["hi"] < 0 and d["lo"] <= d["diff"] <= d["hi"]  # Pop is clearly worse than UserHistory
+    assert "| Pop | 0 |" in md
     csv_lines = (out / "table.csv").read_text().splitlines()
     assert csv_lines[0].startswith("model,origin,Acc@1_mean,Acc@1_std")
     assert len(csv_lines) == 1 + 3 + 1
