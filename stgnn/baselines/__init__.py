@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import importlib
 
+from stgnn.baselines.getnext import GETNext
+from stgnn.baselines.gru4rec import GRU4Rec
+from stgnn.baselines.lightgcn import LightGCN
 from stgnn.baselines.lstm import LSTM
 from stgnn.baselines.mf_bpr import MFBPR
 from stgnn.baselines.pop import Pop
+from stgnn.baselines.sasrec import SASRec
+from stgnn.baselines.stan import STAN
 from stgnn.baselines.user_history import UserHistory
 from stgnn.models.base import Recommender
 
@@ -19,6 +24,11 @@ BASELINES: dict[str, type[Recommender]] = {
     "user_history": UserHistory,
     "mf_bpr": MFBPR,
     "lstm": LSTM,
+    "gru4rec": GRU4Rec,
+    "sasrec": SASRec,
+    "stan": STAN,
+    "getnext": GETNext,
+    "lightgcn": LightGCN,
 }
 
 
@@ -50,4 +60,5 @@ def resolve(model: str | type[Recommender]) -> type[Recommender]:
                      "(or pass a class or a dotted path 'package.module.Class')")
 
 
-__all__ = ["BASELINES", "LSTM", "MFBPR", "Pop", "UserHistory", "resolve"]
+__all__ = ["BASELINES", "GETNext", "GRU4Rec", "LSTM", "LightGCN", "MFBPR", "Pop", "SASRec", "STAN", "UserHistory",
+           "resolve"]

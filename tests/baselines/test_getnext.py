@@ -1,0 +1,160 @@
+"""GETNext: training-only flow map, transition attention, multi-task loss, scores, leakage."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stgnn.baselines.getnext import GETNext, flow_graph
+from stgnn.baselines.pop import Pop
+from stgnn.data.batch import SampleLoader
+from stgnn.data.protocol import ProtocolConfig, make_split
+from stgnn.data.sources.synthetic import generate
+from stgnn.data.split import PARTS, Split
+from stgnn.eval.evaluate import evaluate
+
+MAX_LEN = 16
+SMALL = dict(user_dim=16, poi_dim=16, time_dim=8, cat_dim=8, gcn_hidden=(16,), attn_dim=16, ffn=64,
+             layers=1, dropout=0.1, gcn_dropout=0.1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    # every val/test check-in with a prefix is a sample: ~120 test samples instead of ~10
+    table = generate(num_users=12, num_pois=60, days=28, seed=1)
+    return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3, eval_last_only=False))
+
+
+def _model(split: Split, seed: int = 0) -> GETNext:
+    torch.manual_seed(seed)
+    return GETNext.from_split(split, **SMALL)
+
+
+def _train(split: Split, epochs: int, lr: float = 3e-3, seed: int = 0, max_steps: int = 10 ** 9) -> GETNext:
+    model = _model(split, seed)
+    model.fit_data(split)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=MAX_LEN,
+                          generator=torch.Generator().manual_seed(seed))
+    model.train()
+    for _ in range(epochs):
+        for step, batch in enumerate(loader):
+            if step == max_steps:
+                break
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
+    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
+    rng = np.random.default_rng(seed)
+    sel = np.isin(split.part, parts)
+    poi = split.poi.copy()
+    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
+    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+
+
+def test_flow_graph_counts_training_transitions(split: Split) -> None:
+    counts, edges, A = flow_graph(split)
+    want: dict[tuple[int, int], int] = {}
+    for j in range(1, split.num_checkins):
+        if split.traj[j] == split.traj[j - 1] and split.part[j] == split.part[j - 1] == PARTS["train"]:
+            key = (int(split.poi[j - 1]), int(split.poi[j]))
+            want[key] = want.get(key, 0) + 1
+    got = {(int(i), int(j)): int(A[i, j]) for i, j in edges.T}
+    assert got == want
+    assert counts.sum() == (split.part == PARTS["train"]).sum()
+
+
+def test_graph_is_built_from_training_period_only(split: Split) -> None:
+    model, changed = _model(split), _model(_perturb(split, (PARTS["val"], PARTS["test"])))
+    torch.testing.assert_close(model.x, changed.x, rtol=0, atol=0)
+    torch.testing.assert_close(model.adj.to_dense(), changed.adj.to_dense(), rtol=0, atol=0)
+    # Â = D̃^-1 (A + I): rows sum to 1, every diagonal entry > 0
+    adj = model.adj.to_dense()
+    torch.testing.assert_close(adj.sum(1), torch.ones(split.num_pois))
+    assert bool((adj.diagonal() > 0).all())
+
+
+def test_transition_attention_rows(split: Split) -> None:
+    model = _model(split)
+    rows = torch.tensor([0, 5, 5, split.num_pois - 1])
+    wh = model.x @ model.attn_W.weight.t()                                   # (P, attn_dim)
+    a = model.attn_a.weight[0]
+    k = wh.shape[1]
+    dense = F.leaky_relu((wh @ a[:k])[:, None] + (wh @ a[k:])[None, :], 0.2) * (model.adj.to_dense() + 1)
+    torch.testing.assert_close(model.transition_attention(rows), dense[rows])
+
+
+def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
+    model = _model(split).eval()
+    loader = SampleLoader(split, "test", max_len=MAX_LEN)
+    targets = loader.targets[:32]
+    batch = loader.make_batch(targets)
+    with torch.no_grad():
+        scores = model.score(batch)
+        i = int(batch.length.argmin())
+        alone = model.score(loader.make_batch(targets[i:i + 1]))
+    assert scores.shape == (32, split.num_pois) and torch.isfinite(scores).all()
+    assert batch.length[i] < batch.poi.shape[1]
+    torch.testing.assert_close(alone[0], scores[i])
+
+
+def test_loss_never_reads_target_time(split: Split) -> None:
+    model = _model(split).eval()
+    targets = split.samples["train"][:64]
+    with torch.no_grad():
+        a = model.loss(SampleLoader(split, "train", max_len=MAX_LEN).make_batch(targets))
+        b = model.loss(SampleLoader(split, "train", max_len=MAX_LEN, allow_target_time=False).make_batch(targets))
+    assert torch.isfinite(a) and a > 0
+    assert a.item() == b.item()
+    assert not GETNext.uses_target_time
+
+
+def test_unfitted_model_says_what_to_do(split: Split) -> None:
+    model = GETNext(split.num_users, split.num_pois, num_categories=split.num_categories, **SMALL)
+    batch = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(split.samples["test"][:2])
+    with pytest.raises(RuntimeError, match="fit_data"):
+        model.score(batch)
+
+
+def test_beats_popularity(split: Split) -> None:
+    test = SampleLoader(split, "test", batch_size=256, max_len=MAX_LEN)
+    pop = Pop.from_split(split)
+    pop.fit_data(split)
+    base = evaluate(pop, test)[0]
+    got = evaluate(_train(split, epochs=4), test)[0]
+    assert got["MRR"] > base["MRR"] + 0.1
+    assert got["Acc@1"] > base["Acc@1"] + 0.05
+
+
+def test_val_scores_do_not_see_test_period(split: Split) -> None:
+    changed = _perturb(split, (PARTS["test"],))
+    with torch.no_grad():
+        a = _model(split).eval().score(SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+        b = _model(changed).eval().score(SampleLoader(changed, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_deterministic_with_seed(split: Split) -> None:
+    batch = SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"][:16])
+    models = [_train(split, epochs=1, seed=s, max_steps=3) for s in (3, 3, 4)]
+    with torch.no_grad():
+        a, b, c = (m.score(batch) for m in models)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)

@@ -1,0 +1,144 @@
+"""SASRec: full (B, P) scores, padding-invariant and causal, learns the planted routines, no leakage."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from stgnn.baselines.pop import Pop
+from stgnn.baselines.sasrec import SASRec
+from stgnn.data.batch import SampleLoader
+from stgnn.data.protocol import ProtocolConfig, make_split
+from stgnn.data.sources.synthetic import generate
+from stgnn.data.split import PARTS, Split
+from stgnn.eval.evaluate import evaluate
+
+MAX_LEN = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    # every val/test check-in with a prefix is a sample: ~120 test samples instead of ~10
+    table = generate(num_users=12, num_pois=60, days=28, seed=1)
+    return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3, eval_last_only=False))
+
+
+def _train(split: Split, epochs: int, lr: float = 5e-3, seed: int = 0, max_steps: int = 10 ** 9) -> SASRec:
+    torch.manual_seed(seed)
+    model = SASRec.from_split(split, dim=32, max_len=MAX_LEN)
+    model.fit_data(split)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=MAX_LEN,
+                          generator=torch.Generator().manual_seed(seed))
+    model.train()
+    for _ in range(epochs):
+        for step, batch in enumerate(loader):
+            if step == max_steps:
+                break
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
+    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
+    rng = np.random.default_rng(seed)
+    sel = np.isin(split.part, parts)
+    poi = split.poi.copy()
+    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
+    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+
+
+def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
+    torch.manual_seed(0)
+    model = SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval()
+    loader = SampleLoader(split, "test", batch_size=32, max_len=MAX_LEN)
+    targets = loader.targets[:32]
+    batch = loader.make_batch(targets)
+    with torch.no_grad():
+        scores = model.score(batch)
+        assert scores.shape == (32, split.num_pois)
+        assert torch.isfinite(scores).all()
+        # the shortest prefix alone (no padding) scores exactly as inside the padded batch
+        i = int(batch.length.argmin())
+        assert batch.length[i] < batch.poi.shape[1]
+        alone = model.score(loader.make_batch(targets[i:i + 1]))
+    torch.testing.assert_close(alone[0], scores[i])
+
+
+def test_beats_popularity(split: Split) -> None:
+    test = SampleLoader(split, "test", batch_size=256, max_len=MAX_LEN)
+    pop = Pop.from_split(split)
+    pop.fit_data(split)
+    base = evaluate(pop, test)[0]
+    got = evaluate(_train(split, epochs=4), test)[0]
+    assert got["MRR"] > base["MRR"] + 0.1
+    assert got["Acc@1"] > base["Acc@1"] + 0.05
+
+
+def test_val_scores_do_not_see_test_period(split: Split) -> None:
+    torch.manual_seed(0)
+    model = SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval()
+    changed = _perturb(split, (PARTS["test"],))
+    assert (changed.poi != split.poi).any()
+    with torch.no_grad():
+        a = model.score(SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+        b = model.score(SampleLoader(changed, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_deterministic_with_seed(split: Split) -> None:
+    batch = SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"][:16])
+    models = [_train(split, epochs=1, seed=s, max_steps=3) for s in (3, 3, 4)]
+    with torch.no_grad():
+        a, b, c = (m.score(batch) for m in models)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
+
+
+def test_encoding_is_causal(split: Split) -> None:
+    """The state at position t depends on positions <= t only: truncating a prefix to its first
+    t check-ins gives the encoder output that position t had in the full prefix."""
+    torch.manual_seed(0)
+    model = SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval()
+    loader = SampleLoader(split, "test", max_len=MAX_LEN)
+    batch = loader.make_batch(loader.targets[:64])
+    i = int(batch.length.argmax())
+    n = int(batch.length[i])
+    assert n >= 3
+    with torch.no_grad():
+        full = model.score(batch)[i]
+        batch.length[i] = n - 1
+        batch.mask[i, n - 1] = False  # drop the last check-in: a different, shorter prefix
+        shorter = model.score(batch)[i]
+        batch.poi[i, n - 1] = (batch.poi[i, n - 1] + 1) % split.num_pois  # now a masked position
+        again = model.score(batch)[i]
+    assert not torch.allclose(full, shorter)
+    torch.testing.assert_close(again, shorter, rtol=0, atol=0)
+
+
+def test_rejects_prefix_longer_than_positions(split: Split) -> None:
+    model = SASRec.from_split(split, dim=8, max_len=2)
+    batch = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(split.samples["test"])
+    with pytest.raises(ValueError, match="max_len"):
+        model.score(batch)
+
+
+def test_repr_and_capabilities(split: Split) -> None:
+    model = SASRec.from_split(split, dim=8, max_len=MAX_LEN)
+    assert "dim=8" in repr(model) and f"num_pois={split.num_pois}" in repr(model)
+    assert model.capabilities() == {"needs_graph": False, "needs_text": False,
+                                    "uses_target_time": False, "trainable": True}

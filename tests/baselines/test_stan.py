@@ -1,0 +1,181 @@
+"""STAN: interval embeddings, distances, chunked full scoring, target-time handling, leakage."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from stgnn.baselines.pop import Pop
+from stgnn.baselines.stan import STAN, IntervalEmbedding, great_circle_km, merge_history
+from stgnn.data.batch import SampleLoader
+from stgnn.data.protocol import ProtocolConfig, make_split
+from stgnn.data.sources.synthetic import generate
+from stgnn.data.split import PARTS, Split
+from stgnn.eval.evaluate import evaluate
+from stgnn.features.space import haversine, unit_vectors
+
+MAX_LEN = 16
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    # every val/test check-in with a prefix is a sample: ~120 test samples instead of ~10
+    table = generate(num_users=12, num_pois=60, days=28, seed=1)
+    return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3, eval_last_only=False))
+
+
+def _model(split: Split, seed: int = 0, **kw) -> STAN:
+    torch.manual_seed(seed)
+    model = STAN.from_split(split, **{"dim": 16, "history": 8, "max_len": MAX_LEN, **kw})
+    model.fit_data(split)
+    return model
+
+
+def _train(split: Split, epochs: int, lr: float = 1e-2, seed: int = 0, max_steps: int = 10 ** 9) -> STAN:
+    model = _model(split, seed, dim=32)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=MAX_LEN,
+                          generator=torch.Generator().manual_seed(seed))
+    model.train()
+    for _ in range(epochs):
+        for step, batch in enumerate(loader):
+            if step == max_steps:
+                break
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
+    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
+    rng = np.random.default_rng(seed)
+    sel = np.isin(split.part, parts)
+    poi = split.poi.copy()
+    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
+    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+
+
+def test_interval_embedding_interpolates_linearly() -> None:
+    emb = IntervalEmbedding(4)
+    with torch.no_grad():
+        emb.v_lo.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0]))    # sum 2
+        emb.v_hi.copy_(torch.tensor([3.0, 0.0, 0.0, 3.0]))    # sum 6
+        emb.bounds.copy_(torch.tensor([0.0, 10.0]))
+    x = torch.tensor([0.0, 2.5, 5.0, 10.0, -3.0, 20.0])
+    # 2 + (6 - 2) * x / 10, clamped to [0, 10]
+    torch.testing.assert_close(emb(x), torch.tensor([2.0, 3.0, 4.0, 6.0, 2.0, 6.0]))
+
+
+def test_great_circle_matches_haversine(split: Split) -> None:
+    lat, lon = split.poi_lat[:7], split.poi_lon[:7]
+    xyz = torch.from_numpy(unit_vectors(lat, lon))
+    got = great_circle_km(xyz[None, :3], xyz[None])[0]                        # (3, 7)
+    want = haversine(lat[:3, None], lon[:3, None], lat[None, :], lon[None, :])
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-4)                  # 10 cm
+    # New York to London, ~5,570 km
+    ny_ldn = torch.from_numpy(unit_vectors(np.array([40.7128, 51.5074]), np.array([-74.0060, -0.1278])))
+    assert abs(float(great_circle_km(ny_ldn[:1], ny_ldn[1:])) - 5570) < 10
+
+
+def test_bounds_come_from_training_period_only(split: Split) -> None:
+    model = _model(split)
+    changed = _model(_perturb(split, (PARTS["val"], PARTS["test"])))
+    torch.testing.assert_close(model.space.bounds, changed.space.bounds, rtol=0, atol=0)
+    torch.testing.assert_close(model.time.bounds, changed.time.bounds, rtol=0, atol=0)
+    # time: longest first-to-last span of training check-ins within one trajectory, + 1 day
+    train = split.part == PARTS["train"]
+    spans = [np.ptp(split.ts[train & (split.traj == t)]) for t in np.unique(split.traj[train])]
+    assert model.time.bounds.tolist() == pytest.approx([0.0, max(spans) / 3600 + 24])
+    # space: twice the largest distance of a training POI from the training POIs' centroid
+    lo, hi = model.space.bounds.tolist()
+    far = haversine(split.poi_lat[:, None], split.poi_lon[:, None], split.poi_lat[None], split.poi_lon[None]).max()
+    assert lo == 0 and far <= hi <= 2 * far
+
+
+def test_merge_history_keeps_most_recent(split: Split) -> None:
+    loader = SampleLoader(split, "test", max_len=4, hist_len=6)
+    batch = loader.make_batch(loader.targets[:8])
+    poi, ts, _, mask = merge_history(batch, history=3, max_len=5)
+    for i in range(len(batch)):
+        hist = batch.hist_poi[i][batch.hist_mask[i]][-3:]
+        pref = batch.poi[i][batch.mask[i]]
+        want = torch.cat((hist, pref))[-5:]
+        assert torch.equal(poi[i][mask[i]], want)
+        assert bool(mask[i, :len(want)].all()) and not bool(mask[i, len(want):].any())
+        assert bool((ts[i][mask[i]].diff() >= 0).all())                        # oldest first
+
+
+def test_chunked_scores_equal_unchunked_over_all_pois(split: Split) -> None:
+    model = _model(split).eval()
+    batch = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(split.samples["test"][:40])
+    with torch.no_grad():
+        whole = model.score(batch)
+        model.chunk = 7                                                       # P = 46: 7 chunks
+        chunked = model.score(batch)
+    assert whole.shape == (40, split.num_pois) and torch.isfinite(whole).all()
+    torch.testing.assert_close(chunked, whole)
+    # training path (checkpointed chunks) gives the same numbers and gradients flow
+    model.train()
+    model.drop.p = 0.0
+    out = model.score(batch)
+    torch.testing.assert_close(out, whole)
+    out.sum().backward()
+    assert model.emb_poi.weight.grad.abs().sum() > 0 and model.space.v_hi.grad.abs().sum() > 0
+
+
+def test_target_time_zeroed_means_last_checkin(split: Split) -> None:
+    model = _model(split).eval()
+    assert STAN.uses_target_time
+    targets = split.samples["test"][:30]
+    hidden = SampleLoader(split, "test", max_len=MAX_LEN, allow_target_time=False).make_batch(targets)
+    seen = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(targets)
+    assert (hidden.target_ts == 0).all() and (seen.target_ts > 0).all()
+    with torch.no_grad():
+        s_hidden = model.score(hidden)
+        s_seen = model.score(seen)
+        seen.target_ts = seen.ts.gather(1, (seen.length - 1)[:, None]).squeeze(1)
+        s_last = model.score(seen)
+    torch.testing.assert_close(s_hidden, s_last)
+    assert not torch.allclose(s_hidden, s_seen)                               # target time is used
+
+
+def test_beats_popularity(split: Split) -> None:
+    test = SampleLoader(split, "test", batch_size=256, max_len=MAX_LEN)
+    pop = Pop.from_split(split)
+    pop.fit_data(split)
+    base = evaluate(pop, test)[0]
+    got = evaluate(_train(split, epochs=6), test)[0]
+    assert got["MRR"] > base["MRR"] + 0.1
+    assert got["Acc@1"] > base["Acc@1"] + 0.05
+
+
+def test_val_scores_do_not_see_test_period(split: Split) -> None:
+    model = _model(split).eval()
+    changed = _perturb(split, (PARTS["test"],))
+    model_changed = _model(changed).eval()
+    with torch.no_grad():
+        a = model.score(SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+        b = model_changed.score(SampleLoader(changed, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_deterministic_with_seed(split: Split) -> None:
+    batch = SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"][:16])
+    models = [_train(split, epochs=1, seed=s, max_steps=3) for s in (3, 3, 4)]
+    with torch.no_grad():
+        a, b, c = (m.score(batch) for m in models)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
