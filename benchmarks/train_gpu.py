@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from stgnn.data.protocol import ProtocolConfig, make_split
     from stgnn.data.sources.synthetic import generate
     from stgnn.models.registry import build_model
-    from stgnn.train.fit import fit
+    from stgnn.train.loop import fit
     from stgnn.train.seed import seed_everything
 
     t0 = time.perf_counter()

@@ -48,7 +48,7 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
             resume: bool = False) -> dict[str, Any]:
     """Train and evaluate one model with one seed; write the run folder; return metrics.json."""
     from stgnn.models.registry import build_model
-    from stgnn.train.fit import fit
+    from stgnn.train.loop import fit
     from stgnn.train.logging import write_run
     from stgnn.train.seed import seed_everything
     from stgnn.utils.env import environment
@@ -94,7 +94,7 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
     from stgnn.data.batch import SampleLoader
     from stgnn.eval.evaluate import evaluate
     from stgnn.models.registry import build_model
-    from stgnn.train.fit import resolve_device
+    from stgnn.train.loop import resolve_device
 
     cfg = load_config(run_dir / "config.yaml")
     split = load_split(cfg)

@@ -17,7 +17,7 @@ import numpy as np
 from stgnn.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from stgnn.train.fit import History
+    from stgnn.train.loop import History
 
 
 def curves_csv(rows: list[dict[str, Any]]) -> str:

@@ -162,7 +162,7 @@ def test_kill_between_last_and_best_checkpoint(synthetic_split, tmp_path, monkey
     c = cfg(epochs=3)
     ha = fit(make(synthetic_split), synthetic_split, c, tmp_path / "a")
     assert ha.best_epoch >= 2  # so a stale best.pt (an earlier epoch) exists to be caught
-    fit_mod = importlib.import_module("stgnn.train.fit")  # the module; stgnn.train.fit is the function
+    fit_mod = importlib.import_module("stgnn.train.loop")
 
     real_save = fit_mod.save_checkpoint
 
