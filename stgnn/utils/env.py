@@ -22,7 +22,7 @@ def git_sha(cwd: str | None = None) -> str | None:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=cwd or os.path.dirname(os.path.abspath(__file__)))
         sha = out.stdout.strip()
-        if not sha:
+        if out.returncode != 0 or len(sha) != 40:  # not a git checkout (e.g. a copied tree)
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, timeout=5, cwd=cwd or os.path.dirname(os.path.abspath(__file__)))
