@@ -11,7 +11,6 @@ Targets (2 cores): < 20 s from raw, < 2 s from cache.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     table = generate(num_users=args.users, num_pois=args.pois, days=args.days, seed=0)
     split = make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3))
     t_data = time.perf_counter() - t0
-    n_train, n_eval = len(split.samples["train"]), len(split.samples["val"]) + len(split.samples["test"])
+    n_train = len(split.samples["train"])
     print(f"data: {split} in {t_data:.1f} s", flush=True)
     info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -1,9 +1,7 @@
 """LightGCN: training-only bipartite graph, BPR training, cached eval propagation, leakage."""
 from __future__ import annotations
 
-import dataclasses
 
-import numpy as np
 import pytest
 import torch
 import torch_geometric
@@ -15,6 +13,7 @@ from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import PARTS, Split
 from stgnn.eval.evaluate import evaluate
+from trainkit import perturb, train_steps
 
 
 @pytest.fixture(autouse=True)
@@ -38,28 +37,10 @@ def _train(split: Split, epochs: int, lr: float = 2e-2, seed: int = 0, max_steps
     torch.manual_seed(seed)
     model = LightGCN.from_split(split, dim=32, num_layers=2)
     model.fit_data(split)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=4, hist_len=0,
-                          generator=torch.Generator().manual_seed(seed))
-    model.train()
-    for _ in range(epochs):
-        for step, batch in enumerate(loader):
-            if step == max_steps:
-                break
-            loss = model.loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_steps(model, split, epochs, lr, seed, max_steps, max_len=4, hist_len=0)
 
 
-def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
-    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
-    rng = np.random.default_rng(seed)
-    sel = np.isin(split.part, parts)
-    poi = split.poi.copy()
-    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
-    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+_perturb = perturb
 
 
 def test_graph_holds_training_user_poi_pairs_only(split: Split) -> None:

@@ -1,9 +1,7 @@
 """SASRec: full (B, P) scores, padding-invariant and causal, learns the planted routines, no leakage."""
 from __future__ import annotations
 
-import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,6 +12,7 @@ from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import PARTS, Split
 from stgnn.eval.evaluate import evaluate
+from trainkit import perturb, train_steps
 
 MAX_LEN = 16
 
@@ -38,28 +37,10 @@ def _train(split: Split, epochs: int, lr: float = 5e-3, seed: int = 0, max_steps
     torch.manual_seed(seed)
     model = SASRec.from_split(split, dim=32, max_len=MAX_LEN)
     model.fit_data(split)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=MAX_LEN,
-                          generator=torch.Generator().manual_seed(seed))
-    model.train()
-    for _ in range(epochs):
-        for step, batch in enumerate(loader):
-            if step == max_steps:
-                break
-            loss = model.loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
 
 
-def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
-    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
-    rng = np.random.default_rng(seed)
-    sel = np.isin(split.part, parts)
-    poi = split.poi.copy()
-    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
-    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+_perturb = perturb
 
 
 def test_scores_all_pois_and_ignores_padding(split: Split) -> None:

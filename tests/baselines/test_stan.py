@@ -1,7 +1,6 @@
 """STAN: interval embeddings, distances, chunked full scoring, target-time handling, leakage."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import PARTS, Split
 from stgnn.eval.evaluate import evaluate
+from trainkit import perturb, train_steps
 from stgnn.features.space import haversine, unit_vectors
 
 MAX_LEN = 16
@@ -44,28 +44,10 @@ def _model(split: Split, seed: int = 0, **kw) -> STAN:
 
 def _train(split: Split, epochs: int, lr: float = 1e-2, seed: int = 0, max_steps: int = 10 ** 9) -> STAN:
     model = _model(split, seed, dim=32)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loader = SampleLoader(split, "train", batch_size=64, shuffle=True, max_len=MAX_LEN,
-                          generator=torch.Generator().manual_seed(seed))
-    model.train()
-    for _ in range(epochs):
-        for step, batch in enumerate(loader):
-            if step == max_steps:
-                break
-            loss = model.loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
 
 
-def _perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
-    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
-    rng = np.random.default_rng(seed)
-    sel = np.isin(split.part, parts)
-    poi = split.poi.copy()
-    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
-    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+_perturb = perturb
 
 
 def test_interval_embedding_interpolates_linearly() -> None:

@@ -1,7 +1,6 @@
 """UserHistory: hand-checked decayed frequencies, prior, transitions; beats Pop on planted data."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from test_baselines_common import acc_mrr, ranks, tiny_split

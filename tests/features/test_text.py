@@ -3,7 +3,6 @@ import hashlib
 import socket
 import warnings
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,0 +1,41 @@
+"""Shared by the sequence-baseline tests: a minimal training loop and a "rewrite the future" helper.
+
+Imported as ``from trainkit import ...`` (pytest puts this folder on ``sys.path``); not a test file.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from stgnn.data.batch import SampleLoader
+from stgnn.data.split import Split
+from stgnn.models.base import Recommender
+
+
+def train_steps(model: Recommender, split: Split, epochs: int, lr: float, seed: int = 0,
+                max_steps: int = 10 ** 9, **loader_kw) -> Recommender:
+    """Adam over shuffled training batches of 64 (``loader_kw`` go to :class:`SampleLoader`)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = SampleLoader(split, "train", batch_size=64, shuffle=True,
+                          generator=torch.Generator().manual_seed(seed), **loader_kw)
+    model.train()
+    for _ in range(epochs):
+        for step, batch in enumerate(loader):
+            if step == max_steps:
+                break
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
+    """A copy whose check-ins in ``parts`` go to random POIs (the future, rewritten)."""
+    rng = np.random.default_rng(seed)
+    sel = np.isin(split.part, parts)
+    poi = split.poi.copy()
+    poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
+    return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
