@@ -181,3 +181,14 @@ def batch_trajectory_texts(batch: Batch, names: Sequence[str], region_labels: Se
     poi, ts, tz, mask = (x.cpu().numpy() for x in (poi, ts, tz, mask))
     return [render_trajectory(poi[i][mask[i]], ts[i][mask[i]], tz[i][mask[i]], names, region_labels)
             for i in range(len(poi))]
+
+
+def user_intent_vectors(split: Split, targets: np.ndarray, encoder, names: Sequence[str] | None = None,
+                        region_labels: Sequence[str] | None = None, max_items: int = 20):
+    """``(S, D)`` language-model vector of each sample's rendered prefix (a "user intent").
+
+    Args:
+        encoder: a :class:`~stgnn.features.text.TextEncoder` (its disk cache makes repeats free).
+        Other arguments as :func:`trajectory_texts`; the target is never rendered.
+    """
+    return encoder.encode(trajectory_texts(split, targets, names, region_labels, max_items))

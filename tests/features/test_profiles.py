@@ -155,3 +155,23 @@ def test_nyc_profiles_use_training_checkins_only(nyc_filtered):
     scrambled.poi[future] = np.random.default_rng(0).permutation(nyc.poi[future])
     scrambled.ts[future] += 3 * 3600
     assert poi_profiles(scrambled) == profiles
+
+
+def test_user_intent_vectors_encode_the_rendered_prefix(split):
+    from stgnn.features.profiles import user_intent_vectors
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def encode(self, texts):
+            import torch
+
+            self.seen = list(texts)
+            return torch.arange(len(texts), dtype=torch.float32)[:, None].repeat(1, 3)
+
+    targets = split.samples["test"]
+    enc = Recorder()
+    vecs = user_intent_vectors(split, targets, enc)
+    assert vecs.shape == (len(targets), 3)
+    assert enc.seen == trajectory_texts(split, targets)
