@@ -16,15 +16,6 @@ from stgnn.eval.evaluate import evaluate
 from trainkit import perturb, train_steps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def split() -> Split:
     # every val/test check-in with a prefix is a sample (~300 test samples); 30 users so that

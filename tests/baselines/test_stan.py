@@ -9,8 +9,6 @@ import torch
 from stgnn.baselines.pop import Pop
 from stgnn.baselines.stan import STAN, IntervalEmbedding, great_circle_km, merge_history
 from stgnn.data.batch import SampleLoader
-from stgnn.data.protocol import ProtocolConfig, make_split
-from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import PARTS, Split
 from stgnn.eval.evaluate import evaluate
 from trainkit import perturb, train_steps
@@ -19,20 +17,9 @@ from stgnn.features.space import haversine, unit_vectors
 MAX_LEN = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def split() -> Split:
-    # every val/test check-in with a prefix is a sample: ~120 test samples instead of ~10
-    table = generate(num_users=12, num_pois=60, days=28, seed=1)
-    return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3, eval_last_only=False))
+def split(planted_split: Split) -> Split:
+    return planted_split
 
 
 def _model(split: Split, seed: int = 0, **kw) -> STAN:
