@@ -286,8 +286,22 @@ class STGNN(Recommender):
 
     # ------------------------------------------------------------------ data
     @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "STGNN":
-        """Build for ``split`` and attach its training graph, so the optimizer sees every parameter."""
+    def from_split(cls, split: Split, text_model: str | None = None, text_profile: bool = True,
+                   **kwargs: Any) -> "STGNN":
+        """Build for ``split`` and attach its training graph, so the optimizer sees every parameter.
+
+        Args:
+            text_model: a :func:`stgnn.features.text.make_text_encoder` spec (``"minilm"``,
+                ``"hf:<name or path>"``...) to embed every POI's text as ``text_emb``; ``None``
+                (default) uses no language-model features unless ``text_emb`` is passed.
+            text_profile: embed the templated training-period profile ("Coffee Shop in <region>,
+                busiest 8-10 am on weekdays") rather than the bare category/venue name.
+        """
+        if text_model is not None and kwargs.get("text_emb") is None and kwargs.get("text", "given") != "none":
+            from stgnn.features.profiles import poi_texts
+            from stgnn.features.text import make_text_encoder
+
+            kwargs["text_emb"] = make_text_encoder(text_model).encode(poi_texts(split, profile=text_profile))
         model = cls(split.num_users, split.num_pois, **kwargs)
         model.fit_data(split)
         return model

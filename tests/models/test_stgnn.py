@@ -215,3 +215,21 @@ def test_cuda_scores_match_cpu(synthetic_split, graph, batch):
     cpu = m.score(batch)
     gpu = m.to("cuda").score(batch.to("cuda"))
     assert gpu.device.type == "cuda" and torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+
+
+def test_from_split_embeds_poi_texts_with_a_text_encoder(synthetic_split, monkeypatch):
+    import stgnn.features.text as text_mod
+
+    seen = {}
+
+    class Fake:
+        def encode(self, texts):
+            seen["texts"] = list(texts)
+            return torch.ones(len(texts), 5)
+
+    monkeypatch.setattr(text_mod, "make_text_encoder", lambda spec: seen.setdefault("spec", spec) and Fake())
+    m = STGNN.from_split(synthetic_split, dim=8, graph="none", text_model="fake-spec", text_profile=False)
+    assert seen["spec"] == "fake-spec" and len(seen["texts"]) == synthetic_split.num_pois
+    assert m.text_emb.shape == (synthetic_split.num_pois, 5) and m.text_proj.in_features == 5
+    plain = STGNN.from_split(synthetic_split, dim=8, graph="none")
+    assert plain.text_emb is None
