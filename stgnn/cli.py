@@ -193,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="output folder [results/reproduce_<table>_<preset>]")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every model's config")
     sp.set_defaults(func=cmd_reproduce)
+    sp = sub.add_parser("ablate", help="the full STGNN and one-switch variants (experiments/ablation/)")
+    sp.add_argument("--preset", default="full", help="fast | full [full]")
+    sp.add_argument("--seeds", type=int, nargs="+", default=None)
+    sp.add_argument("--models", nargs="+", default=None, help="subset of the variants")
+    sp.add_argument("--out", default=None)
+    sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    sp.set_defaults(func=cmd_reproduce, table="ablation")
     return p
 
 

@@ -135,8 +135,10 @@ def compare_runs(run_a: Path, run_b: Path, part: str = "test", n_boot: int = 100
 def _table_spec(table: str) -> dict[str, Any]:
     """``table.yaml`` + ``published.yaml`` of ``experiments/reproduce_<table>/`` (or of a folder path)."""
     folder = Path(table) if Path(table).is_dir() else EXPERIMENTS / f"reproduce_{table}"
+    if not folder.is_dir() and (EXPERIMENTS / table / "table.yaml").is_file():
+        folder = EXPERIMENTS / table  # e.g. experiments/ablation/
     if not (folder / "table.yaml").is_file():
-        known = sorted(p.name.removeprefix("reproduce_") for p in EXPERIMENTS.glob("reproduce_*"))
+        known = sorted(p.parent.name.removeprefix("reproduce_") for p in EXPERIMENTS.glob("*/table.yaml"))
         raise ValueError(f"no table {table!r}: expected {folder / 'table.yaml'}; known tables: {known}")
     spec = yaml.safe_load((folder / "table.yaml").read_text())
     spec["published"] = yaml.safe_load((folder / "published.yaml").read_text())
