@@ -6,11 +6,9 @@ import pytest
 import torch
 
 from stgnn.baselines.gru4rec import GRU4Rec
-from stgnn.baselines.pop import Pop
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
-from stgnn.eval.evaluate import evaluate
-from trainkit import perturb, train_steps
+from trainkit import assert_seed_determinism, metrics_vs_pop, perturb, train_steps
 
 MAX_LEN = 16
 
@@ -48,11 +46,7 @@ def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
 
 
 def test_beats_popularity(split: Split) -> None:
-    test = SampleLoader(split, "test", batch_size=256, max_len=MAX_LEN)
-    pop = Pop.from_split(split)
-    pop.fit_data(split)
-    base = evaluate(pop, test)[0]
-    got = evaluate(_train(split, epochs=4), test)[0]
+    got, base = metrics_vs_pop(_train(split, epochs=4), split, max_len=MAX_LEN)
     assert got["MRR"] > base["MRR"] + 0.15
     assert got["Acc@1"] > base["Acc@1"] + 0.1
 
@@ -69,12 +63,7 @@ def test_val_scores_do_not_see_test_period(split: Split) -> None:
 
 
 def test_deterministic_with_seed(split: Split) -> None:
-    batch = SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"][:16])
-    models = [_train(split, epochs=1, seed=s, max_steps=3) for s in (3, 3, 4)]
-    with torch.no_grad():
-        a, b, c = (m.score(batch) for m in models)
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert not torch.equal(a, c)
+    assert_seed_determinism(_train, split, max_len=MAX_LEN)
 
 
 def test_repr_and_capabilities(split: Split) -> None:

@@ -39,3 +39,25 @@ def perturb(split: Split, parts: tuple[int, ...], seed: int = 0) -> Split:
     poi = split.poi.copy()
     poi[sel] = rng.integers(0, split.num_pois, int(sel.sum()))
     return dataclasses.replace(split, poi=poi, category=split.poi_category[poi])
+
+
+def metrics_vs_pop(model: Recommender, split: Split, **loader_kw) -> tuple[dict, dict]:
+    """``(model's test metrics, Pop's test metrics)`` on the same samples."""
+    from stgnn.baselines.pop import Pop
+    from stgnn.eval.evaluate import evaluate
+
+    test = SampleLoader(split, "test", batch_size=256, **loader_kw)
+    pop = Pop.from_split(split)
+    pop.fit_data(split)
+    return evaluate(model, test)[0], evaluate(pop, test)[0]
+
+
+def assert_seed_determinism(train, split: Split, **loader_kw) -> None:
+    """``train(split, epochs=1, seed=s, max_steps=3)`` twice with one seed: identical scores; another
+    seed: different scores."""
+    batch = SampleLoader(split, "val", **loader_kw).make_batch(split.samples["val"][:16])
+    models = [train(split, epochs=1, seed=s, max_steps=3) for s in (3, 3, 4)]
+    with torch.no_grad():
+        a, b, c = (m.score(batch) for m in models)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
