@@ -44,9 +44,27 @@ def load_split(cfg: ExperimentConfig) -> Split:
     return _SPLITS[key]
 
 
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} != {vb!r}")
+    return out
+
+
 def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None = None,
             resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate one model with one seed; write the run folder; return metrics.json."""
+    """Train and evaluate one model with one seed; write the run folder; return metrics.json.
+
+    With ``resume=True`` a run folder that already holds ``metrics.json`` for the same resolved
+    config is reused as it is (a table interrupted after some runs picks up where it stopped), and
+    an unfinished one continues from its ``last.pt``. A finished run with a different config is an
+    error naming the differing keys: results are never overwritten silently.
+    """
     from stgnn.models.registry import build_model
     from stgnn.train.loop import fit
     from stgnn.train.logging import write_run
@@ -55,13 +73,35 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
 
     split = split if split is not None else load_split(cfg)
     train_cfg = from_dict(type(cfg.train), {**to_dict(cfg.train), "seed": seed})
-    seed_everything(seed, train_cfg.deterministic)  # model init is seeded too, not only training
-    model = build_model(cfg.model, split, **cfg.model_kwargs)
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_cfg = from_dict(ExperimentConfig, {**to_dict(cfg), "train": to_dict(train_cfg), "seeds": [seed]})
-    history = fit(model, split, train_cfg, run_dir, resume=resume)
-    write_run(run_dir, run_cfg, history, environment(history.device))
+    if resume and (run_dir / "metrics.json").is_file():
+        done = yaml.safe_load((run_dir / "config.yaml").read_text())
+        diff = _config_diff(done, to_dict(run_cfg))
+        if diff:
+            raise ValueError(f"{run_dir} holds a finished run of a different config ({'; '.join(diff)}); "
+                             "move it away or choose another output folder")
+        print(f"  reusing finished run {run_dir}", flush=True)
+    else:
+        seed_everything(seed, train_cfg.deterministic)  # model init is seeded too, not only training
+        model = build_model(cfg.model, split, **cfg.model_kwargs)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        history = fit(model, split, train_cfg, run_dir, resume=resume)
+        write_run(run_dir, run_cfg, history, environment(history.device))
+    if not (run_dir / "slices.json").is_file():
+        write_slices(run_dir, split)
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def write_slices(run_dir: Path, split: Split, part: str = "test") -> dict[str, Any]:
+    """Per-slice metrics (:mod:`stgnn.eval.slices`) of a finished run's ranks → ``slices.json``."""
+    from stgnn.eval.slices import slice_masks, slice_metrics
+
+    ranks = np.load(run_dir / "ranks.npz")
+    if not np.array_equal(ranks[f"{part}_index"], split.samples[part]):
+        raise ValueError(f"{run_dir}/ranks.npz scored other {part} samples than split {split.name!r} holds")
+    result = {part: slice_metrics(ranks[f"{part}_ranks"], slice_masks(split, part))}
+    atomic_write_json(run_dir / "slices.json", result)
+    return result
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
@@ -116,18 +156,55 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
     return metrics
 
 
-def compare_runs(run_a: Path, run_b: Path, part: str = "test", n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def compare_runs(run_a: Path, run_b: Path, part: str = "test", n_boot: int = 1000, seed: int = 0,
+                 mask: np.ndarray | None = None) -> dict[str, Any]:
     """Paired bootstrap of ``A - B`` (Acc@1, MRR) from two finished runs' per-sample ranks.
 
     The offline form of an A/B test: both runs must have scored the same samples (same split
-    fingerprint), so each sample's pair of ranks is compared directly.
+    fingerprint), so each sample's pair of ranks is compared directly. ``mask`` (``(S,)`` bool,
+    e.g. a slice of :func:`stgnn.eval.slices.slice_masks`) restricts the comparison to a subset.
     """
     from stgnn.eval.significance import paired_bootstrap
 
     ra, rb = (np.load(Path(r) / "ranks.npz") for r in (run_a, run_b))
     if not np.array_equal(ra[f"{part}_index"], rb[f"{part}_index"]):
         raise ValueError(f"{run_a} and {run_b} scored different {part} samples; compare runs of the same split")
-    return paired_bootstrap(ra[f"{part}_ranks"], rb[f"{part}_ranks"], n_boot=n_boot, seed=seed)
+    a, b = ra[f"{part}_ranks"], rb[f"{part}_ranks"]
+    if mask is not None:
+        a, b = a[mask], b[mask]
+    return paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
+
+
+def _slice_summary(model_dir: Path, seeds: list[int], names: list[str]) -> dict[str, Any]:
+    """Mean ± std over seeds of each slice's metrics, from the runs' ``slices.json``."""
+    from stgnn.eval.significance import mean_std
+
+    if not names:
+        return {}
+    per_seed = [json.loads((model_dir / f"seed_{s}" / "slices.json").read_text())["test"] for s in seeds]
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in per_seed[0]:
+            raise ValueError(f"unknown slice {name!r} in table.yaml; slices are {list(per_seed[0])}")
+        entry: dict[str, Any] = {"n": per_seed[0][name]["n"]}
+        for m in TABLE_METRICS:
+            vals = [p[name][m] for p in per_seed if m in p[name]]
+            if vals:
+                mu, sd = mean_std(vals)
+                entry[m] = {"mean": mu, "std": sd}
+        out[name] = entry
+    return out
+
+
+def _slice_masks(out: Path, seeds: list[int], names: list[str], ref: str) -> dict[str, np.ndarray]:
+    """The table's slice masks over the test samples (rebuilt from the reference run's split)."""
+    from stgnn.eval.slices import slice_masks
+
+    if not names:
+        return {}
+    cfg = load_config(out / "runs" / ref / f"seed_{seeds[0]}" / "config.yaml")
+    masks = slice_masks(load_split(cfg), "test")
+    return {n: masks[n] for n in names}
 
 
 # ---------------------------------------------------------------------------- tables
@@ -146,7 +223,7 @@ def _table_spec(table: str) -> dict[str, Any]:
 
 
 def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, models: list[str] | None = None,
-              out: Path | None = None, overrides: list[str] | None = None) -> str:
+              out: Path | None = None, overrides: list[str] | None = None, resume: bool = False) -> str:
     """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
 
     Args:
@@ -157,6 +234,8 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         models: a subset of the table's rows (by ``name``).
         out: output folder (default ``results/reproduce_<table>_<preset>``).
         overrides: dotted ``key=value`` applied to every row's config.
+        resume: reuse the finished runs already in ``out`` (same resolved config) and continue
+            unfinished ones from ``last.pt``; the table then covers old and new runs alike.
 
     Returns:
         the Markdown table (also written to ``out/table.md``).
@@ -185,20 +264,29 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         if overrides:
             cfg = _apply_overrides(cfg, overrides)
         print(f"[reproduce {table}/{preset}] {row['name']} ({cfg.model}) seeds={seeds}", flush=True)
-        res = run_experiment(cfg)
+        res = run_experiment(cfg, resume=resume)
         per_seed = {s: r["test"] for s, r in res["runs"].items()}
         timing = {s: r["timings"] for s, r in res["runs"].items()}
         results.append({"name": row["name"], "model": cfg.model, "summary": res["summary"],
                         "per_seed": per_seed, "timings": timing,
-                        "best_epochs": {s: r["best_epoch"] for s, r in res["runs"].items()}})
+                        "best_epochs": {s: r["best_epoch"] for s, r in res["runs"].items()},
+                        "slices": _slice_summary(out / "runs" / row["name"], seeds, spec.get("slices", []))})
     ref = spec.get("reference")
-    paired = {}
+    paired: dict[str, Any] = {}
+    paired_slices: dict[str, Any] = {}
     if ref and ref in {r["name"] for r in results}:
+        masks = _slice_masks(out, seeds, spec.get("slices", []), ref)
         for r in results:
-            if r["name"] != ref:
-                paired[r["name"]] = {s: compare_runs(out / "runs" / r["name"] / f"seed_{s}",
-                                                      out / "runs" / ref / f"seed_{s}") for s in seeds}
-    meta = {"table": Path(table).name.removeprefix("reproduce_"), "reference": ref, "paired": paired, "preset": preset, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1),
+            if r["name"] == ref:
+                continue
+            run_a, run_b = (out / "runs" / n for n in (r["name"], ref))
+            paired[r["name"]] = {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}") for s in seeds}
+            paired_slices[r["name"]] = {
+                name: {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}", mask=mask) for s in seeds}
+                for name, mask in masks.items() if mask.any()}
+    meta = {"table": Path(table).name.removeprefix("reproduce_"), "reference": ref, "paired": paired,
+            "paired_slices": paired_slices, "preset": preset, "seeds": seeds,
+            "seconds": round(time.perf_counter() - t0, 1),
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {})}
     md = format_table(results, spec["published"], meta)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +333,22 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
                 a, m = d["Acc@1"], d["MRR"]
                 lines.append(f"| {name} | {s} | {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}] | "
                              f"{m['diff']:+.4f} [{m['lo']:+.4f}, {m['hi']:+.4f}] |")
+    if any(r.get("slices") for r in results):
+        lines += ["", "By slice of the test samples (stgnn/eval/slices.py; n = samples in the slice):", "",
+                  "| model | slice | n | Acc@1 | Acc@10 | MRR |", "|---|---|---|---|---|---|"]
+        for r in results:
+            for name, d in r.get("slices", {}).items():
+                cells = [_fmt(d[c]["mean"], d[c]["std"]) if c in d else "—" for c in ("Acc@1", "Acc@10", "MRR")]
+                lines.append(f"| {r['name']} | {name} | {d['n']:,} | " + " | ".join(cells) + " |")
+    if meta.get("paired_slices") and any(meta["paired_slices"].values()):
+        lines += ["", f"Paired bootstrap on each slice, model minus {meta['reference']} (95% CI):", "",
+                  "| model | slice | seed | ΔAcc@1 [95% CI] | ΔMRR [95% CI] |", "|---|---|---|---|---|"]
+        for name, by_slice in meta["paired_slices"].items():
+            for sl, per_seed in by_slice.items():
+                for s, d in per_seed.items():
+                    a, m = d["Acc@1"], d["MRR"]
+                    lines.append(f"| {name} | {sl} | {s} | {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}] | "
+                                 f"{m['diff']:+.4f} [{m['lo']:+.4f}, {m['hi']:+.4f}] |")
     lines += ["", f"Wall time: {meta['seconds']} s. Per-run folders under `runs/` hold config.yaml, env.json, "
               "metrics.json, curves.csv and checkpoints."]
     return "\n".join(lines) + "\n"

@@ -89,3 +89,43 @@ def test_train_then_eval_same_metrics(isolated):
     assert cfg.seeds == [3] and cfg.train.seed == 3 and cfg.model == "mf_bpr"
     again = recipes.evaluate_run(run, part="test")
     assert again["MRR"] == pytest.approx(saved["test"]["MRR"], abs=1e-6)
+
+
+def test_reproduce_resume_reuses_finished_runs_and_refuses_a_changed_config(isolated, monkeypatch):
+    table = _table(isolated / "reproduce_toy")
+    recipes.reproduce(str(table), preset="tiny", models=["Pop", "MF-BPR"], out=isolated / "out")
+    run = isolated / "out" / "runs" / "MF-BPR" / "seed_0"
+    before = (run / "metrics.json").read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("stgnn.train.loop.fit", no_training)
+    md = recipes.reproduce(str(table), preset="tiny", models=["Pop", "MF-BPR"], out=isolated / "out", resume=True)
+    assert (run / "metrics.json").read_bytes() == before
+    assert "**MF-BPR** (ours)" in md
+    with pytest.raises(ValueError, match=r"different config \(.*train.lr"):
+        recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "out", resume=True,
+                          overrides=["train.lr=0.5"])
+    assert (run / "metrics.json").read_bytes() == before
+
+
+def test_reproduce_reports_slices_with_paired_cis(isolated):
+    table = _table(isolated / "reproduce_toy")
+    spec = yaml.safe_load((table / "table.yaml").read_text())
+    spec["base"]["protocol"] = {"keep_unseen": True}
+    spec["slices"] = ["cold POI", "warm POI", "revisit"]
+    (table / "table.yaml").write_text(yaml.safe_dump(spec))
+    recipes.reproduce(str(table), preset="tiny", models=["Pop", "UserHistory"], out=isolated / "out")
+    data = json.loads((isolated / "out" / "table.json").read_text())
+    md = (isolated / "out" / "table.md").read_text()
+    pop, hist = data["results"]
+    saved = json.loads((isolated / "out" / "runs" / "Pop" / "seed_0" / "slices.json").read_text())["test"]
+    assert sorted(pop["slices"]) == ["cold POI", "revisit", "warm POI"]
+    assert pop["slices"]["warm POI"]["n"] == saved["warm POI"]["n"] > 0
+    assert pop["slices"]["warm POI"]["MRR"]["mean"] == pytest.approx(saved["warm POI"]["MRR"])
+    assert saved["all"]["MRR"] == pytest.approx(pop["per_seed"]["0"]["MRR"])  # the "all" slice is the run
+    paired = data["meta"]["paired_slices"]["Pop"]
+    assert paired["revisit"]["0"]["MRR"]["hi"] < 0  # history wins on revisits by construction
+    assert paired["revisit"]["0"]["MRR"]["n"] == pop["slices"]["revisit"]["n"]
+    assert "| Pop | revisit | 0 |" in md and "| UserHistory | warm POI |" in md
