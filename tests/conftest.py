@@ -53,3 +53,18 @@ def synthetic_split(synthetic_table):
     from stgnn.data.protocol import ProtocolConfig, make_split
 
     return make_split(synthetic_table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=3))
+
+
+@pytest.fixture(scope="session")
+def cold_split(synthetic_table):
+    """The cold-start protocol (``keep_unseen``) on ``synthetic_table`` with 8 planted cold POIs:
+    the last check-in of eight users (a test target) moved to new venues with no earlier check-in."""
+    from stgnn.data.protocol import ProtocolConfig, make_split
+    from stgnn.data.schema import CheckinTable
+
+    df = synthetic_table.df.copy()
+    late = df.sort_values("ts").groupby("user").tail(1).index[:8]
+    df.loc[late, "poi"] = [f"cold{i}" for i in range(len(late))]
+    df.loc[late, "lat"] += 0.001
+    table = CheckinTable(df, name="synthetic_cold", source="synthetic_table with planted cold POIs")
+    return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=1, keep_unseen=True))

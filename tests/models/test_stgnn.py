@@ -233,3 +233,23 @@ def test_from_split_embeds_poi_texts_with_a_text_encoder(synthetic_split, monkey
     assert m.text_emb.shape == (synthetic_split.num_pois, 5) and m.text_proj.in_features == 5
     plain = STGNN.from_split(synthetic_split, dim=8, graph="none")
     assert plain.text_emb is None
+
+
+def test_cold_pois_get_scores_and_their_text_reaches_them(cold_split):
+    """Under keep_unseen, POIs without a training check-in are nodes of the graph (category,
+    region, nearby POIs) and are scored; their text embedding moves their own representation."""
+    split = cold_split
+    cold = np.setdiff1d(np.arange(split.num_pois), split.poi[split.part == 0])
+    assert len(cold) > 0 and split.flags["cold_poi"].any()
+    g = build_hetero_graph(split, parts=(0,))
+    text = torch.randn(split.num_pois, 6)
+    m = make(split, g, text_emb=text).eval()
+    targets = split.samples["test"][split.flags["cold_poi"]][:4]
+    b = SampleLoader(split, "test", batch_size=4).make_batch(targets)
+    with torch.no_grad():
+        scores = m.score(b)
+        assert torch.isfinite(scores).all() and scores.shape == (len(targets), split.num_pois)
+        before = m.encode_graph()["poi"][cold].clone()
+        m.text_emb[cold] += 1.0
+        after = m.encode_graph()["poi"][cold]
+    assert (after - before).abs().sum(-1).min() > 1e-4
