@@ -25,6 +25,15 @@ Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``
 or dotted path that :func:`stgnn.layers.resolve` accepts). Branches use the layer's capability
 flags, never its name.
 
+Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) runs the graph
+encoder on neighbourhoods drawn by :class:`~stgnn.graph.sampling.TemporalNeighborSampler`
+(``fanout`` neighbours per relation and hop) around only the nodes a step needs (the batch's
+users, prefix/history/target POIs and sampled negatives; every POI when the softmax is full);
+evaluation encodes all users and POIs in chunks with a fixed sampler seed and caches them until
+the next training step. Above ``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table
+is not built and distances are computed per batch. With a fan-out at least every node's degree
+the sampled model computes exactly what the full-batch one does (tested).
+
 Leakage: the graph holds only ``part == 0`` check-ins (its newest edge predates every val/test
 target); everything else comes from the batch, which holds only check-ins before the target.
 """
@@ -227,6 +236,13 @@ class STGNN(Recommender):
         heads, seq_layers, dropout: sequence-encoder sizes.
         num_sampled: ``> 0``: the generate softmax in ``loss`` uses the target and this many
             uniformly sampled negatives (scores stay full-ranking).
+        sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling, see
+            the module docstring) or ``"auto"`` (sampled when the graph has more than
+            ``auto_edges`` edges).
+        fanout: neighbours per relation and hop when sampling (default 15 per hop).
+        sample_chunk: seed nodes per chunk when encoding every node for evaluation.
+        dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
+            table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
         graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
 
@@ -243,13 +259,23 @@ class STGNN(Recommender):
                  text_emb: Tensor | None = None, time_enc: str = "tow", space_enc: str = "bucket",
                  attention: str = "st", copy: str = "pointer", seq_encoder: str = "transformer",
                  heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
+                 sampling: str = "auto", fanout: list[int] | None = None, auto_edges: int = 2_000_000,
+                 sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
             if v not in _CHOICES[k]:
                 raise ValueError(f"STGNN({k}={v!r}): choose one of {list(_CHOICES[k])}")
+        if sampling not in ("full", "sampled", "auto"):
+            raise ValueError(f"STGNN(sampling={sampling!r}): choose one of ['full', 'sampled', 'auto']")
+        fanout = list(fanout) if fanout is not None else [15] * graph_layers
+        if len(fanout) != graph_layers:
+            raise ValueError(f"fanout {fanout} needs one entry per graph layer ({graph_layers})")
         self.opts, self.dim, self.dropout, self.num_sampled = opts, dim, dropout, num_sampled
+        self.sampling, self.fanout, self.auto_edges, self.sample_chunk = sampling, fanout, auto_edges, sample_chunk
+        self.sampler = None                  # a TemporalNeighborSampler when the graph is sampled
+        self._eval_nodes: dict[str, Tensor] | None = None   # all-node encodings cached for evaluation
         self.layer, self.graph_layers, self.conv_kwargs = resolve(layer), graph_layers, dict(conv_kwargs or {})
         self.seq_kind = seq_encoder
         # inputs of the graph encoder (or the embeddings themselves when graph == "none")
@@ -279,8 +305,9 @@ class STGNN(Recommender):
         self.register_buffer("poi_lon", torch.zeros(num_pois))
         # (P, P) uint8 distance bucket between every two POIs (25 MB for NYC), so candidate-side
         # distances cost a row gather per sample instead of (B, P) trigonometry each step
-        self.register_buffer("poi_dist_bucket", torch.zeros(num_pois, num_pois, dtype=torch.uint8),
-                             persistent=False)
+        self.dist_matrix = num_pois <= dist_matrix_max_pois
+        self.register_buffer("poi_dist_bucket", torch.zeros((num_pois, num_pois) if self.dist_matrix else (0, 0),
+                                                            dtype=torch.uint8), persistent=False)
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -320,7 +347,22 @@ class STGNN(Recommender):
             raise ValueError(f"coordinates must be ({self.num_pois},), got {tuple(lat.shape)} and {tuple(lon.shape)}")
         self.poi_lat = lat.to(self.poi_lat.device, torch.float32)
         self.poi_lon = lon.to(self.poi_lon.device, torch.float32)
-        self.poi_dist_bucket = self._dist_buckets()
+        if self.dist_matrix:
+            self.poi_dist_bucket = self._dist_buckets()
+
+    def dist_rows(self, a: Tensor) -> Tensor:
+        """``(*a, P)`` int64 distance bucket from each POI in ``a`` to every POI."""
+        if self.dist_matrix:
+            return self.poi_dist_bucket[a].long()
+        lat, lon = self.poi_lat.double(), self.poi_lon.double()
+        return dist_bucket(haversine_km(lat[a][..., None], lon[a][..., None], lat, lon))
+
+    def dist_pairs(self, a: Tensor, b: Tensor) -> Tensor:
+        """Distance bucket between POIs ``a`` and ``b`` (broadcast shapes), int64."""
+        if self.dist_matrix:
+            return self.poi_dist_bucket[a, b].long()
+        lat, lon = self.poi_lat.double(), self.poi_lon.double()
+        return dist_bucket(haversine_km(lat[a], lon[a], lat[b], lon[b]))
 
     @torch.no_grad()
     def _dist_buckets(self, chunk: int = 512) -> Tensor:
@@ -361,34 +403,118 @@ class STGNN(Recommender):
                                                     sorted(self.graph_encoder.edge_types)):
             raise ValueError(f"graph metadata {meta} differs from the one the model was built for")
         self.graph = data.to(self.poi_bias.device)
+        self._eval_nodes = None
+        self.sampler = None
+        if self.sampling == "sampled" or (self.sampling == "auto" and data.num_edges > self.auto_edges):
+            from stgnn.graph.sampling import TemporalNeighborSampler
+
+            # static draws: the graph is the training period only, so every edge is allowed
+            self.sampler = TemporalNeighborSampler(self.graph, self.fanout, time_attr=None)
 
     def _apply(self, fn, recurse=True):  # keep the (non-module) graph on the model's device
         out = super()._apply(fn, recurse)
-        if self.graph is not None:
-            self.graph = self.graph.to(self.poi_bias.device)  # device only: edge times stay float64/int64
+        if self.graph is not None and self.graph[self.graph.edge_types[0]].edge_index.device != self.poi_bias.device:
+            self.attach_graph(self.graph)  # moves it (edge times stay float64/int64) and rebuilds the sampler
         return out
 
+    def train(self, mode: bool = True) -> "STGNN":
+        self._eval_nodes = None  # parameters may change: encode again at the next evaluation
+        return super().train(mode)
+
     # ------------------------------------------------------------------ encoders
-    def node_inputs(self) -> dict[str, Tensor]:
-        """``{type: (N_type, dim)}`` inputs of the graph encoder (id embeddings + text)."""
-        poi = self.poi_emb.weight
-        if self.text_proj is not None:
-            poi = poi + self.text_proj(self.text_emb)                       # (P, dim)
-        x = {"user": self.user_emb.weight, "poi": poi}
-        x.update({t: e.weight for t, e in self.node_emb.items()})
-        for t, proj in self.x_proj.items():
-            x[t] = x[t] + proj(self.graph[t].x.float())                    # (N_t, dim)
+    def node_inputs(self, n_id: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """``{type: (N_type, dim)}`` inputs of the graph encoder (id embeddings + text + node
+        features); with ``n_id`` only those nodes' rows, ``(len(n_id[type]), dim)``."""
+        emb = {"user": self.user_emb, "poi": self.poi_emb, **self.node_emb}
+        x = {}
+        for t, e in emb.items():
+            if n_id is not None and t not in n_id:
+                continue
+            idx = None if n_id is None else n_id[t]
+            v = e.weight if idx is None else e(idx)
+            if t == "poi" and self.text_proj is not None:
+                v = v + self.text_proj(self.text_emb if idx is None else self.text_emb[idx])
+            if t in self.x_proj:
+                feats = self.graph[t].x
+                v = v + self.x_proj[t]((feats if idx is None else feats[idx]).float())
+            x[t] = v
         return x
 
-    def encode_graph(self) -> dict[str, Tensor]:
-        """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward."""
-        x = self.node_inputs()
+    def encode_graph(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward.
+
+        Full-batch, every node is encoded. When the graph is sampled, only the ``need``
+        ``{"user"|"poi": ids}`` nodes are encoded on sampled neighbourhoods (the other rows hold
+        their graph-free inputs and are not used); in eval mode every node is encoded once, in
+        chunks, and cached until the next ``train()``.
+        """
         if self.graph_encoder is None:
             if self.opts["graph"] != "none":
                 raise RuntimeError("STGNN needs its training graph: call fit_data(split) or attach_graph(data)")
-            return x
-        x = {t: v for t, v in x.items() if t in self.graph_encoder.node_types}
-        return self.graph_encoder(x, self.graph)
+            return self.node_inputs()
+        if self.sampler is None:
+            x = {t: v for t, v in self.node_inputs().items() if t in self.graph_encoder.node_types}
+            return self.graph_encoder(x, self.graph)
+        if not self.training:
+            if self._eval_nodes is None:
+                self._eval_nodes = self._encode_all_sampled()
+            return self._eval_nodes
+        base = {t: self.node_inputs({t: torch.arange(n, device=self.poi_bias.device)})[t]
+                for t, n in (("user", self.num_users), ("poi", self.num_pois))}
+        enc = self._encode_sampled(need)
+        return {t: base[t].index_put((need[t],), enc[t]) for t in base}
+
+    def _encode_sampled(self, seeds: dict[str, Tensor], generator: torch.Generator | None = None,
+                        ) -> dict[str, Tensor]:
+        """Encode ``seeds`` ``{type: (S_t,) unique ids}`` on a sampled subgraph → ``{type: (S_t, dim)}``."""
+        sampler = self.sampler
+        sampler.generator = generator
+        out = sampler._sample_hetero({t: v for t, v in seeds.items()}, None)
+        g = self.graph
+        sub = HeteroData()
+        for t in self.graph_encoder.node_types:
+            sub[t].num_nodes = int(out.node[t].numel())
+        for et in self.graph_encoder.edge_types:
+            e = out.edge.get(et)
+            if e is None:
+                e = torch.empty(0, dtype=torch.long, device=self.poi_bias.device)
+                sub[et].edge_index = torch.empty(2, 0, dtype=torch.long, device=e.device)
+            else:
+                sub[et].edge_index = torch.stack([out.row[et], out.col[et]])
+            for key in ("edge_time", "time", "edge_weight", "count", "edge_attr"):
+                if key in g[et]:
+                    sub[et][key] = g[et][key][e]
+        sub["end_time"] = graph_end_time(g)
+        x = self.node_inputs({t: out.node[t] for t in self.graph_encoder.node_types})
+        h = self.graph_encoder(x, sub)
+        # the seeds are the first nodes of their type, in order (non-disjoint sampling)
+        return {t: h[t][:len(v)] for t, v in seeds.items()}
+
+    @torch.no_grad()
+    def _encode_all_sampled(self) -> dict[str, Tensor]:
+        """Every user and POI encoded on sampled neighbourhoods, chunk by chunk, with a fixed
+        sampler seed so evaluation is deterministic."""
+        dev = self.poi_bias.device
+        gen = torch.Generator(device=self.sampler.device)
+        gen.manual_seed(0)
+        out = {}
+        for t, n in (("user", self.num_users), ("poi", self.num_pois)):
+            ids = torch.arange(n, device=dev)
+            out[t] = torch.cat([self._encode_sampled({t: c}, gen)[t] for c in ids.split(self.sample_chunk)])
+        return out
+
+    def _needed_nodes(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor] | None:
+        """The users and POIs a training step reads from the graph encoder (sampled mode)."""
+        if self.sampler is None or not self.training:
+            return None
+        if self.num_sampled == 0:  # a full softmax scores every POI with its encoding
+            pois = torch.arange(self.num_pois, device=batch.poi.device)
+        else:
+            parts = [batch.poi.flatten(), batch.hist_poi.flatten(), batch.target_poi.flatten()]
+            if extra_pois is not None:
+                parts.append(extra_pois.flatten())
+            pois = torch.unique(torch.cat(parts))
+        return {"user": torch.unique(batch.user), "poi": pois}
 
     def _query(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Query time ``(B,)``, its tz ``(B,)`` and last prefix POI ``(B,)``."""
@@ -398,13 +524,13 @@ class STGNN(Recommender):
         return torch.where(known, batch.target_ts, last_ts), torch.where(known, batch.target_tz, last_tz), \
             batch.last_poi
 
-    def forward(self, batch: Batch) -> dict[str, Tensor]:
+    def forward(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor]:
         """All intermediate results; ``score``/``loss``/``explain`` read what they need.
 
         Returns ``logp (B, P)`` plus memory weights for explanations: ``mem_poi (B, M)``,
         ``mem_ts (B, M)``, ``copy_w (B, M)``, ``att_w (B, M)``, ``gate (B,)``, ``u (B, dim)``.
         """
-        G = self.encode_graph()
+        G = self.encode_graph(self._needed_nodes(batch, extra_pois))
         g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d)
         use_t, use_s = self.opts["time_enc"] == "tow", self.opts["space_enc"] == "bucket"
         tq, tzq, last = self._query(batch)                                   # (B,), (B,), (B,)
@@ -416,7 +542,7 @@ class STGNN(Recommender):
             x = x + self.tow_emb(hour_of_week(batch.ts, batch.tz)) + self.dt_emb(time_bucket(batch.ts - prev_ts))
         if use_s:
             prev = torch.cat([batch.poi[:, :1], batch.poi[:, :-1]], 1)       # (B, L)
-            x = x + self.dd_emb(self.poi_dist_bucket[prev, batch.poi].long())
+            x = x + self.dd_emb(self.dist_pairs(prev, batch.poi))
         h = self.seq(x, batch.mask)                                          # (B, L, d)
         q = h.gather(1, (batch.length - 1)[:, None, None].expand(-1, 1, self.dim))[:, 0]  # (B, d)
 
@@ -429,7 +555,7 @@ class STGNN(Recommender):
         if use_t:
             keys = keys + self.tow_emb(hour_of_week(mem_ts, mem_tz)) + self.dt_emb(time_bucket(tq[:, None] - mem_ts))
         if use_s:
-            keys = keys + self.dd_emb(self.poi_dist_bucket[last[:, None], mem_poi].long())
+            keys = keys + self.dd_emb(self.dist_pairs(last[:, None], mem_poi))
         tow_q = self.tow_emb(hour_of_week(tq, tzq)) if use_t else q.new_zeros(q.shape)  # (B, d)
         scale = 1.0 / math.sqrt(self.dim)
         # logits and distributions in float32: under bf16/fp16 autocast the einsums come back in
@@ -446,7 +572,7 @@ class STGNN(Recommender):
         u = self.fuse(torch.cat([q, ctx, G["user"][batch.user], tow_q], -1))  # (B, d)
         gen = (u @ self.out_poi(g_poi).T).float() + self.poi_bias            # (B, P)
         if use_s:
-            gen = gen + self.dist_pref(u).float().gather(1, self.poi_dist_bucket[last].long())  # (B, P)
+            gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
         out = {"gen": gen, "u": u, "mem_poi": mem_poi, "mem_ts": mem_ts, "mem_mask": mem_mask, "att_w": att_w}
         if self.opts["copy"] == "pointer":
             c = torch.einsum("bd,bmd->bm", self.copy_q(u), keys).float() * scale  # (B, M)
@@ -468,10 +594,11 @@ class STGNN(Recommender):
         return self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))   # (B, P)
 
     def loss(self, batch: Batch) -> Tensor:
-        out = self(batch)
         y = batch.target_poi                                                  # (B,)
-        if self.num_sampled > 0 and self.training:
-            neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device)  # (B, K)
+        sampled = self.num_sampled > 0 and self.training
+        neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None
+        out = self(batch, extra_pois=neg)                                     # neg: (B, K)
+        if sampled:
             cand = torch.cat([y[:, None], neg], 1)                           # (B, 1+K)
             logits = out["gen"].gather(1, cand).masked_fill(torch.cat(
                 [torch.zeros_like(y[:, None], dtype=torch.bool), neg == y[:, None]], 1), float("-inf"))

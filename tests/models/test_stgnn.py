@@ -253,3 +253,66 @@ def test_cold_pois_get_scores_and_their_text_reaches_them(cold_split):
         m.text_emb[cold] += 1.0
         after = m.encode_graph()["poi"][cold]
     assert (after - before).abs().sum(-1).min() > 1e-4
+
+
+def _copy_weights(src, dst):
+    dst.load_state_dict(src.state_dict())
+    return dst
+
+
+def test_sampled_graph_with_full_fanout_equals_full_batch(synthetic_split, graph, batch):
+    kw = dict(graph_layers=2, dropout=0.0)  # no dropout: the training losses are compared too
+    full = make(synthetic_split, graph, sampling="full", **kw)
+    sampled = _copy_weights(full, make(synthetic_split, graph, sampling="sampled", fanout=[10_000, 10_000],
+                                       sample_chunk=7, **kw))
+    assert full.sampler is None and sampled.sampler is not None
+    b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
+    torch.testing.assert_close(sampled.loss(b), full.loss(b), atol=1e-5, rtol=1e-5)
+    full.eval(), sampled.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(sampled.score(batch), full.score(batch), atol=1e-4, rtol=1e-4)
+
+
+def test_sampled_graph_trains_with_sampled_softmax_and_caches_eval(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph, graph_layers=2, sampling="sampled", fanout=[3, 2], num_sampled=16)
+    opt = torch.optim.Adam(m.parameters(), 5e-3)
+    b = SampleLoader(synthetic_split, "train", batch_size=64).make_batch(synthetic_split.samples["train"][:64])
+    need = m._needed_nodes(b)
+    assert len(need["poi"]) < synthetic_split.num_pois  # only what the step reads is encoded
+    for _ in range(3):
+        opt.zero_grad()
+        loss = m.loss(b)
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in m.graph_encoder.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)  # the sampled encoder is trained
+    m.eval()
+    with torch.no_grad():
+        s1 = m.score(batch)
+        cached = m._eval_nodes
+        s2 = m.score(batch)
+    assert cached is not None and m._eval_nodes is cached  # encoded once per evaluation
+    torch.testing.assert_close(s1, s2)
+    m.train()
+    assert m._eval_nodes is None
+    m.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m.score(batch), s1)  # the eval sampler seed is fixed
+
+
+def test_auto_sampling_follows_the_edge_count(synthetic_split, graph):
+    assert make(synthetic_split, graph, sampling="auto").sampler is None
+    assert make(synthetic_split, graph, sampling="auto", auto_edges=10).sampler is not None
+    with pytest.raises(ValueError, match="one entry per graph layer"):
+        make(synthetic_split, graph, graph_layers=2, fanout=[5])
+    with pytest.raises(ValueError, match="sampling='x'"):
+        make(synthetic_split, graph, sampling="x")
+
+
+def test_distances_without_the_pair_table_match(synthetic_split, graph, batch):
+    table = make(synthetic_split, graph).eval()
+    onfly = _copy_weights(table, make(synthetic_split, graph, dist_matrix_max_pois=0)).eval()
+    assert onfly.poi_dist_bucket.numel() == 0 and table.poi_dist_bucket.numel() == synthetic_split.num_pois ** 2
+    with torch.no_grad():
+        torch.testing.assert_close(onfly.score(batch), table.score(batch))
