@@ -112,3 +112,27 @@ def to_temporal_signal(snapshots: Sequence[HeteroData], edge_type: tuple[str, st
         else:
             targets.append(snapshots[i + 1]["poi"].popularity.view(-1).numpy().astype(np.float32))
     return DynamicGraphTemporalSignal(edge_indices, edge_weights, feats, targets)
+
+
+def transition_snapshots(split: Split, window_days: float = 7.0, count: int = 8, *,
+                         parts: Sequence[int] = (0,)) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The POI→POI transition graphs of the last ``count`` sliding windows, oldest first.
+
+    A light alternative to :func:`make_snapshots` for models that only need the dynamic
+    transition graph (e.g. a recurrent graph cell over weeks): window ``i`` holds the
+    consecutive check-in pairs of one trajectory with both check-ins in
+    ``[end_i - window, end_i)`` and in ``parts`` (training only by default, so leakage-safe).
+
+    Returns:
+        ``[(edge_index (2, E_i) int64, count (E_i,) int64), ...]``, at most ``count`` entries.
+    """
+    from stgnn.graph.hetero import _transition_edges
+
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    window = int(round(window_days * DAY_S))
+    out = []
+    for end in snapshot_ends(split, window_days, window_days, parts=parts)[-count:]:
+        src, dst, n, *_ = _transition_edges(split, checkin_mask(split, parts, until_ts=end, since_ts=end - window))
+        out.append((torch.from_numpy(np.stack([src, dst])).long().view(2, -1), torch.from_numpy(n).long()))
+    return out

@@ -25,6 +25,11 @@ Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``
 or dotted path that :func:`stgnn.layers.resolve` accepts). Branches use the layer's capability
 flags, never its name.
 
+Dynamic graph: ``snapshots=K`` adds a recurrent graph cell (``temporal_cell``: our
+``graph_gru`` with any conv, or torch-geometric-temporal's ``gconvgru`` / ``tgcn`` /
+``evolvegcno``, see :mod:`stgnn.layers.temporal_cells`) run over the POI transition graphs of
+the last ``K`` training weeks; its final state is added to the POI representations.
+
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) runs the graph
 encoder on neighbourhoods drawn by :class:`~stgnn.graph.sampling.TemporalNeighborSampler`
 (``fanout`` neighbours per relation and hop) around only the nodes a step needs (the batch's
@@ -54,6 +59,7 @@ from stgnn.data.split import Split
 from stgnn.features.space import haversine
 from stgnn.features.time import hour_of_week
 from stgnn.layers import capabilities, init_conv, resolve
+from stgnn.layers.temporal_cells import make_temporal_cell
 from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 
@@ -241,6 +247,10 @@ class STGNN(Recommender):
             ``auto_edges`` edges).
         fanout: neighbours per relation and hop when sampling (default 15 per hop).
         sample_chunk: seed nodes per chunk when encoding every node for evaluation.
+        snapshots: ``> 0``: weekly POI transition snapshots fed to ``temporal_cell`` (module docstring).
+        snapshot_days: window (and stride) of the snapshots.
+        temporal_cell: ``graph_gru``, ``gconvgru``, ``tgcn`` or ``evolvegcno``.
+        cell_conv: the gate conv of ``graph_gru`` (any layer name, class or dotted path).
         dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
             table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
         graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
@@ -261,6 +271,8 @@ class STGNN(Recommender):
                  heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
                  sampling: str = "auto", fanout: list[int] | None = None, auto_edges: int = 2_000_000,
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
+                 snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
+                 cell_conv: str | type = "gcn",
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
@@ -288,6 +300,11 @@ class STGNN(Recommender):
         self.x_proj = nn.ModuleDict()        # graph node features (coordinates, popularity...) -> dim
         self.graph_encoder: HeteroGraphEncoder | None = None
         self.graph: HeteroData | None = None
+        # recurrent cell over weekly transition snapshots (off when snapshots == 0)
+        self.snapshots, self.snapshot_days = snapshots, snapshot_days
+        self.cell = make_temporal_cell(temporal_cell, dim, cell_conv) if snapshots > 0 else None
+        self.cell_norm = nn.LayerNorm(dim) if snapshots > 0 else None
+        self.snap: list[tuple[Tensor, Tensor]] = []
         # step, memory and query encodings
         self.tow_emb = nn.Embedding(168, dim)
         self.dt_emb = nn.Embedding(N_TIME_BUCKETS, dim)
@@ -336,6 +353,10 @@ class STGNN(Recommender):
     def fit_data(self, split: Split) -> None:
         """POI coordinates and the training-period graph (``part == 0`` check-ins only)."""
         self.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
+        if self.cell is not None:
+            from stgnn.graph.snapshots import transition_snapshots
+
+            self.attach_snapshots(transition_snapshots(split, self.snapshot_days, self.snapshots, parts=(0,)))
         if self.opts["graph"] != "none":
             from stgnn.graph.hetero import build_hetero_graph  # the graph package is optional for graph="none"
 
@@ -373,6 +394,13 @@ class STGNN(Recommender):
             d = haversine_km(lat[i:i + chunk, None], lon[i:i + chunk, None], lat[None], lon[None])
             out[i:i + chunk] = dist_bucket(d).to(torch.uint8)
         return out
+
+    def attach_snapshots(self, snaps: list[tuple[Tensor, Tensor]]) -> None:
+        """Use ``[(edge_index (2, E_i), count (E_i,)), ...]`` (oldest first) as the snapshots the
+        recurrent cell runs over (:func:`stgnn.graph.snapshots.transition_snapshots`)."""
+        dev = self.poi_bias.device
+        self.snap = [(ei.to(dev), c.to(dev)) for ei, c in snaps]
+        self._eval_nodes = None
 
     def attach_graph(self, data: HeteroData) -> None:
         """Use ``data`` as the graph; the first call builds the graph encoder for its metadata.
@@ -415,6 +443,8 @@ class STGNN(Recommender):
         out = super()._apply(fn, recurse)
         if self.graph is not None and self.graph[self.graph.edge_types[0]].edge_index.device != self.poi_bias.device:
             self.attach_graph(self.graph)  # moves it (edge times stay float64/int64) and rebuilds the sampler
+        if self.snap and self.snap[0][0].device != self.poi_bias.device:
+            self.attach_snapshots(self.snap)
         return out
 
     def train(self, mode: bool = True) -> "STGNN":
@@ -441,6 +471,18 @@ class STGNN(Recommender):
         return x
 
     def encode_graph(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The graph encoder's node representations, plus the recurrent snapshot state on POIs."""
+        G = self._encode_structure(need)
+        if self.cell is None or not self.snap:
+            return G
+        x = self.node_inputs({"poi": torch.arange(self.num_pois, device=self.poi_bias.device)})["poi"]  # (P, d)
+        self.cell.reset_state()
+        h = None
+        for ei, count in self.snap:                       # oldest week first
+            h = self.cell(x, ei, torch.log1p(count.float()), h)                  # (P, d)
+        return {**G, "poi": self.cell_norm(G["poi"] + h)}
+
+    def _encode_structure(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward.
 
         Full-batch, every node is encoded. When the graph is sampled, only the ``need``

@@ -79,3 +79,20 @@ def test_temporal_signal_runs_through_recurrent_cells(synthetic_split):
     pop = to_temporal_signal(snaps, target="popularity", weight="count")
     assert pop.snapshot_count == len(snaps)
     assert torch.equal(pop[0].edge_attr, snaps[0][NEXT].count.float())
+
+
+def test_transition_snapshots_match_the_graph_builder(synthetic_split):
+    from stgnn.graph.hetero import NEXT, build_hetero_graph
+    from stgnn.graph.snapshots import DAY_S, snapshot_ends, transition_snapshots
+
+    snaps = transition_snapshots(synthetic_split, window_days=7.0, count=3)
+    ends = snapshot_ends(synthetic_split, 7.0, 7.0)[-3:]
+    assert len(snaps) == 3
+    for (ei, count), end in zip(snaps, ends):
+        g = build_hetero_graph(synthetic_split, until_ts=end, since_ts=end - 7 * DAY_S, parts=(0,))
+        assert torch.equal(ei, g[NEXT].edge_index) and torch.equal(count, g[NEXT].count)
+        assert ei.shape[1] > 0
+    # only training check-ins: the last window ends after the last one of them
+    assert ends[-1] > synthetic_split.ts[synthetic_split.part == 0].max()
+    with pytest.raises(ValueError, match="count"):
+        transition_snapshots(synthetic_split, count=0)

@@ -316,3 +316,26 @@ def test_distances_without_the_pair_table_match(synthetic_split, graph, batch):
     assert onfly.poi_dist_bucket.numel() == 0 and table.poi_dist_bucket.numel() == synthetic_split.num_pois ** 2
     with torch.no_grad():
         torch.testing.assert_close(onfly.score(batch), table.score(batch))
+
+
+@pytest.mark.parametrize("cell", ["graph_gru", "gconvgru", "tgcn", "evolvegcno"])
+def test_snapshot_cells_train_and_ignore_the_future(synthetic_split, graph, batch, cell):
+    from stgnn.graph.snapshots import transition_snapshots
+
+    def build(split, g):
+        m = make(split, g, snapshots=3, temporal_cell=cell)
+        m.attach_snapshots(transition_snapshots(split, 7.0, 3))
+        return m
+
+    m = build(synthetic_split, graph)
+    assert len(m.snap) == 3
+    b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
+    m.loss(b).backward()
+    cell_grads = [p.grad for p in m.cell.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in cell_grads)
+    later = _append_future(synthetic_split)
+    b2 = SampleLoader(later, "test", batch_size=16).make_batch(synthetic_split.samples["test"][:16])
+    m.eval()
+    m2 = build(later, build_hetero_graph(later, parts=(0,))).eval()
+    with torch.no_grad():
+        assert torch.equal(m.score(batch), m2.score(b2))
