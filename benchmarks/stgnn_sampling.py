@@ -29,18 +29,14 @@ def run_mode(args: argparse.Namespace) -> dict:
     import torch
 
     from stgnn.data.batch import SampleLoader
-    from stgnn.data.protocol import ProtocolConfig, make_split
-    from stgnn.data.sources.synthetic import generate
+    from stgnn.data.split import Split
     from stgnn.graph.hetero import build_hetero_graph
     from stgnn.models.stgnn import STGNN
     from stgnn.train.loop import peak_rss_mb
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    t0 = time.perf_counter()
-    split = make_split(generate(num_users=args.users, num_pois=args.pois, days=args.days, seed=0),
-                       ProtocolConfig(min_user_checkins=5, min_poi_checkins=3))
-    t_data = time.perf_counter() - t0
+    split = Split.load(args.split)
     t0 = time.perf_counter()
     graph = build_hetero_graph(split, parts=(0,))
     t_graph = time.perf_counter() - t0
@@ -71,7 +67,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     t_eval = time.perf_counter() - t
     return {"mode": args.mode, "kwargs": MODES[args.mode], "device": args.device, "threads": args.threads,
             "users": split.num_users, "pois": split.num_pois, "train_samples": int(len(split.samples["train"])),
-            "graph_edges": int(graph.num_edges), "data_seconds": round(t_data, 1), "graph_seconds": round(t_graph, 1),
+            "graph_edges": int(graph.num_edges), "graph_seconds": round(t_graph, 1),
             "batch_size": args.batch_size, "seconds_per_step": round(sum(times) / len(times), 3),
             "pois_encoded_per_step": round(sum(encoded) / len(encoded)) if encoded else split.num_pois,
             "eval_encode_seconds": round(t_eval, 2), "peak_rss_mb": round(peak_rss_mb())}
@@ -88,14 +84,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     p.add_argument("--mode", default=None, help=argparse.SUPPRESS)  # one mode, in a subprocess
+    p.add_argument("--split", default=None, help=argparse.SUPPRESS)  # its data, saved by the parent
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.mode:
         print(json.dumps(run_mode(args)))
         return 0
+    import tempfile
+
+    from stgnn.data.protocol import ProtocolConfig, make_split
+    from stgnn.data.sources.synthetic import generate
+
+    t0 = time.perf_counter()
+    split = make_split(generate(num_users=args.users, num_pois=args.pois, days=args.days, seed=0),
+                       ProtocolConfig(min_user_checkins=5, min_poi_checkins=3))
+    print(f"data: {split} in {time.perf_counter() - t0:.1f} s", flush=True)
+    tmp = tempfile.TemporaryDirectory()
+    split_path = Path(tmp.name) / "split"
+    split.save(split_path)
     rows = []
     for mode in args.modes:
-        cmd = [sys.executable, __file__, "--mode", mode] + [
+        cmd = [sys.executable, __file__, "--mode", mode, "--split", str(split_path)] + [
             f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k in
             ("users", "pois", "days", "batch_size", "steps", "threads", "device")]
         res = subprocess.run(cmd, capture_output=True, text=True)
