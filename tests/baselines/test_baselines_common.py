@@ -233,8 +233,12 @@ def test_resolve() -> None:
     assert resolve("pop") is Pop and resolve("MF-BPR") is MFBPR and resolve("user_history") is UserHistory
     assert resolve(LSTM) is LSTM
     assert resolve("stgnn.baselines.lstm.LSTM") is LSTM
-    with pytest.raises(ValueError, match=r"unknown baseline 'no_such_model'; valid names: .*lstm, mf_bpr, pop"):
+    with pytest.raises(ValueError, match=r"unknown model 'no_such_model'; valid names: .*lstm, mf_bpr, pop"):
         resolve("no_such_model")
     with pytest.raises(TypeError, match="is not a class"):
         resolve("stgnn.baselines.lstm.hour_of_week")
     assert {"pop", "user_history", "mf_bpr", "lstm"} <= set(BASELINES)
+    from stgnn.models.registry import MODELS
+
+    # every baseline is reachable through the config registry under the same name
+    assert all(resolve(name) is cls for name, cls in BASELINES.items()) and set(BASELINES) < set(MODELS)
