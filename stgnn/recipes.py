@@ -44,11 +44,18 @@ def load_split(cfg: ExperimentConfig) -> Split:
     return _SPLITS[key]
 
 
+# keys that say where a run is kept or how it reports, not what it computes: a finished run whose
+# config differs only in these is still the same run (e.g. after moving its folder)
+_NOT_RESULTS = {"output_dir", "train.progress", "train.tensorboard", "train.num_threads", "train.eval_batch_size"}
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
+    """Dotted keys whose values differ between two nested config dicts (ignoring :data:`_NOT_RESULTS`)."""
     out = []
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if f"{prefix}{k}" in _NOT_RESULTS:
+            continue
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _config_diff(va, vb, f"{prefix}{k}.")
         elif va != vb:

@@ -104,6 +104,13 @@ def test_reproduce_resume_reuses_finished_runs_and_refuses_a_changed_config(isol
     md = recipes.reproduce(str(table), preset="tiny", models=["Pop", "MF-BPR"], out=isolated / "out", resume=True)
     assert (run / "metrics.json").read_bytes() == before
     assert "**MF-BPR** (ours)" in md
+    # a moved run folder is the same run: where it lives is not part of what it computed
+    import shutil
+
+    shutil.move(isolated / "out", isolated / "moved")
+    recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "moved", resume=True,
+                      overrides=["train.progress=true"])
+    shutil.move(isolated / "moved", isolated / "out")
     with pytest.raises(ValueError, match=r"different config \(.*train.lr"):
         recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "out", resume=True,
                           overrides=["train.lr=0.5"])
