@@ -257,6 +257,20 @@ class TemporalNeighborSampler(BaseSampler):
         num_nodes = self.num_nodes if self.is_hetero else self.num_nodes[_HOMO_NODE]
         return edge_sample(inputs, self._sample, num_nodes, self.disjoint, None, neg_sampling)
 
+    def sample_seeds(self, seed: Dict[str, Tensor],
+                     seed_time: Optional[Dict[str, Tensor]] = None) -> HeteroSamplerOutput:
+        """Sample around seeds of one or several node types at once, without a loader.
+
+        ``seed``: ``{node type: (S_t,) ids}`` (unique per type unless disjoint). Each type's seeds
+        are the first nodes of that type in ``out.node``, in order. Not available when sampling
+        is delegated to pyg-lib (construct with ``use_pyg_lib=False``).
+        """
+        if self._native is not None:
+            raise RuntimeError("sample_seeds needs the built-in sampler; construct with use_pyg_lib=False")
+        if not self.is_hetero:
+            raise ValueError("sample_seeds is for heterogeneous graphs; use sample_from_nodes for a Data")
+        return self._sample_hetero(seed, seed_time)
+
     # ------------------------------------------------------------------ core
     def _sample(self, seed: Union[Tensor, Dict[str, Tensor]],
                 seed_time: Optional[Union[Tensor, Dict[str, Tensor]]] = None,

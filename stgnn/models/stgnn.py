@@ -437,7 +437,8 @@ class STGNN(Recommender):
             from stgnn.graph.sampling import TemporalNeighborSampler
 
             # static draws: the graph is the training period only, so every edge is allowed
-            self.sampler = TemporalNeighborSampler(self.graph, self.fanout, time_attr=None)
+            # (our own sampler, not pyg-lib's: it takes seeds of several node types in one call)
+            self.sampler = TemporalNeighborSampler(self.graph, self.fanout, time_attr=None, use_pyg_lib=False)
 
     def _apply(self, fn, recurse=True):  # keep the (non-module) graph on the model's device
         out = super()._apply(fn, recurse)
@@ -511,7 +512,7 @@ class STGNN(Recommender):
         """Encode ``seeds`` ``{type: (S_t,) unique ids}`` on a sampled subgraph → ``{type: (S_t, dim)}``."""
         sampler = self.sampler
         sampler.generator = generator
-        out = sampler._sample_hetero({t: v for t, v in seeds.items()}, None)
+        out = sampler.sample_seeds(seeds)
         g = self.graph
         sub = HeteroData()
         for t in self.graph_encoder.node_types:

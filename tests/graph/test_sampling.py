@@ -239,3 +239,17 @@ def test_pyg_lib_path_delegates_with_strict_times(monkeypatch):
     assert sampler.sample_from_nodes(NodeSamplerInput(None, torch.tensor([0]), torch.tensor([50]), "user")) == "native"
     assert seen["time"].tolist() == [49]  # pyg-lib keeps edge_time <= seed_time: shift to make it strict
     assert torch.equal(sampler.edge_permutation, FakeNative.edge_permutation)
+
+
+def test_sample_seeds_of_two_types_keeps_each_types_seeds_first():
+    g = hetero_graph()
+    sampler = TemporalNeighborSampler(g, [10], time_attr=None, use_pyg_lib=False)
+    out = sampler.sample_seeds({"user": torch.tensor([2, 0]), "poi": torch.tensor([3])})
+    assert out.node["user"][:2].tolist() == [2, 0] and out.node["poi"][:1].tolist() == [3]
+    rv, near = ("poi", "rev_visits", "user"), ("poi", "near", "poi")
+    # static draws (time_attr=None): every in-neighbour of every seed, nothing beyond one hop
+    assert sorted(out.node["poi"][out.row[rv]].tolist()) == [0, 1, 2, 3]
+    assert out.node["poi"][out.row[near]].tolist() == [2] and out.node["poi"][out.col[near]].tolist() == [3]
+    with pytest.raises(ValueError, match="heterogeneous"):
+        TemporalNeighborSampler(Data(edge_index=torch.tensor([[0], [1]]), num_nodes=2), [2],
+                                use_pyg_lib=False).sample_seeds({"x": torch.tensor([0])})
