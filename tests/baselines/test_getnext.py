@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from stgnn.baselines.getnext import GETNext, flow_graph
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
-from trainkit import assert_seed_determinism, metrics_vs_pop, perturb, train_steps
+from trainkit import (assert_scores_all_pois_and_ignores_padding, assert_seed_determinism, metrics_vs_pop, perturb,
+                      train_steps)
 
 MAX_LEN = 16
 SMALL = dict(user_dim=16, poi_dim=16, time_dim=8, cat_dim=8, gcn_hidden=(16,), attn_dim=16, ffn=64,
@@ -68,17 +69,7 @@ def test_transition_attention_rows(split: Split) -> None:
 
 
 def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
-    model = _model(split).eval()
-    loader = SampleLoader(split, "test", max_len=MAX_LEN)
-    targets = loader.targets[:32]
-    batch = loader.make_batch(targets)
-    with torch.no_grad():
-        scores = model.score(batch)
-        i = int(batch.length.argmin())
-        alone = model.score(loader.make_batch(targets[i:i + 1]))
-    assert scores.shape == (32, split.num_pois) and torch.isfinite(scores).all()
-    assert batch.length[i] < batch.poi.shape[1]
-    torch.testing.assert_close(alone[0], scores[i])
+    assert_scores_all_pois_and_ignores_padding(_model(split).eval(), split, MAX_LEN)
 
 
 def test_loss_never_reads_target_time(split: Split) -> None:

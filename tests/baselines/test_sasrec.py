@@ -8,7 +8,8 @@ import torch
 from stgnn.baselines.sasrec import SASRec
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
-from trainkit import assert_seed_determinism, metrics_vs_pop, perturb, train_steps
+from trainkit import (assert_scores_all_pois_and_ignores_padding, assert_seed_determinism, metrics_vs_pop, perturb,
+                      train_steps)
 
 MAX_LEN = 16
 
@@ -30,19 +31,7 @@ _perturb = perturb
 
 def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
     torch.manual_seed(0)
-    model = SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval()
-    loader = SampleLoader(split, "test", batch_size=32, max_len=MAX_LEN)
-    targets = loader.targets[:32]
-    batch = loader.make_batch(targets)
-    with torch.no_grad():
-        scores = model.score(batch)
-        assert scores.shape == (32, split.num_pois)
-        assert torch.isfinite(scores).all()
-        # the shortest prefix alone (no padding) scores exactly as inside the padded batch
-        i = int(batch.length.argmin())
-        assert batch.length[i] < batch.poi.shape[1]
-        alone = model.score(loader.make_batch(targets[i:i + 1]))
-    torch.testing.assert_close(alone[0], scores[i])
+    assert_scores_all_pois_and_ignores_padding(SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval(), split, MAX_LEN)
 
 
 def test_beats_popularity(split: Split) -> None:

@@ -61,3 +61,18 @@ def assert_seed_determinism(train, split: Split, **loader_kw) -> None:
         a, b, c = (m.score(batch) for m in models)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(a, c)
+
+
+def assert_scores_all_pois_and_ignores_padding(model: Recommender, split: Split, max_len: int) -> None:
+    """``model`` (in eval mode) scores 32 test samples over all POIs, finitely, and the shortest
+    prefix scored alone (no padding) gets exactly the scores it gets inside the padded batch."""
+    loader = SampleLoader(split, "test", batch_size=32, max_len=max_len)
+    targets = loader.targets[:32]
+    batch = loader.make_batch(targets)
+    with torch.no_grad():
+        scores = model.score(batch)
+        i = int(batch.length.argmin())
+        alone = model.score(loader.make_batch(targets[i:i + 1]))
+    assert scores.shape == (32, split.num_pois) and torch.isfinite(scores).all()
+    assert batch.length[i] < batch.poi.shape[1]
+    torch.testing.assert_close(alone[0], scores[i])
