@@ -9,7 +9,7 @@ import torch
 from stgnn.baselines.stan import STAN, IntervalEmbedding, great_circle_km, merge_history
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
-from trainkit import assert_seed_determinism, metrics_vs_pop, perturb, train_steps
+from trainkit import assert_val_blind_to_test_period, assert_seed_determinism, metrics_vs_pop, perturb, train_steps
 from stgnn.features.space import haversine, unit_vectors
 
 MAX_LEN = 16
@@ -126,13 +126,7 @@ def test_beats_popularity(split: Split) -> None:
 
 
 def test_val_scores_do_not_see_test_period(split: Split) -> None:
-    model = _model(split).eval()
-    changed = _perturb(split, (PARTS["test"],))
-    model_changed = _model(changed).eval()
-    with torch.no_grad():
-        a = model.score(SampleLoader(split, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
-        b = model_changed.score(SampleLoader(changed, "val", max_len=MAX_LEN).make_batch(split.samples["val"]))
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert_val_blind_to_test_period(_model, split, MAX_LEN)
 
 
 def test_deterministic_with_seed(split: Split) -> None:

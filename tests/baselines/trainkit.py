@@ -76,3 +76,19 @@ def assert_scores_all_pois_and_ignores_padding(model: Recommender, split: Split,
     assert scores.shape == (32, split.num_pois) and torch.isfinite(scores).all()
     assert batch.length[i] < batch.poi.shape[1]
     torch.testing.assert_close(alone[0], scores[i])
+
+
+def assert_val_blind_to_test_period(build, split: Split, max_len: int) -> None:
+    """A model built by ``build(split)`` (seeded the same way twice) gives bit-identical val scores
+    when every test-period check-in is rewritten to a random POI."""
+    from stgnn.data.split import PARTS
+
+    changed = perturb(split, (PARTS["test"],))
+    assert (changed.poi != split.poi).any()
+    scores = []
+    for s in (split, changed):
+        torch.manual_seed(0)
+        model = build(s).eval()
+        with torch.no_grad():
+            scores.append(model.score(SampleLoader(s, "val", max_len=max_len).make_batch(split.samples["val"])))
+    torch.testing.assert_close(scores[0], scores[1], rtol=0, atol=0)
