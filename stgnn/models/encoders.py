@@ -2,11 +2,50 @@
 
 All share one signature, ``encoder(x (B, L, D), mask (B, L)) -> (B, L, D)``, so a model picks one
 by name (``make_sequence_encoder``) and an ablation is a one-word change.
+
+Prefix lengths are skewed (NYC training prefixes: median 4, mean 10.6, yet nearly every batch
+holds one of the maximum 64), so the Transformer and the RNNs run on length buckets
+(:func:`by_length`): the same outputs at the real steps, without computing on the padding.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
+
+
+def by_length(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, mask: Tensor) -> Tensor:
+    """Run ``fn`` on power-of-two length buckets of a right-padded batch, each cut to its longest.
+
+    Samples whose length is in ``(2^(k-1), 2^k]`` form bucket ``k`` and are cut to that bucket's
+    longest sample, so at most half of what ``fn`` computes is padding (against ~85% for NYC
+    prefixes padded to 64). For an ``fn`` whose output at a real step depends only on that step
+    and earlier ones (causal attention, RNNs, with positions counted from the first step) the
+    result at real steps equals ``fn(x, mask)``; padded steps are zero.
+
+    Args:
+        fn: ``(x (b, l, D), mask (b, l)) -> (b, l, D)``.
+        x: ``(B, L, D)``; mask: ``(B, L)`` bool, True on a prefix of each row (right padding).
+
+    Returns:
+        ``(B, L, D)``.
+
+    Raises:
+        ValueError: ``mask`` is not right-padded.
+    """
+    B, L = mask.shape
+    length = mask.sum(1)                                                          # (B,)
+    if not torch.equal(mask, torch.arange(L, device=mask.device)[None] < length[:, None]):
+        raise ValueError("by_length needs right-padded masks (True on a prefix of each row)")
+    bucket = torch.ceil(torch.log2(length.clamp(min=1).double())).long()          # (B,)
+    out = x.new_zeros(x.shape)
+    for k in torch.unique(bucket).tolist():
+        idx = (bucket == k).nonzero()[:, 0]                                       # (b,)
+        lk = max(int(length[idx].max()), 1)
+        m = mask[idx, :lk]
+        out[idx, :lk] = fn(x[idx, :lk], m) * m[..., None]
+    return out
 
 
 class TransformerSeqEncoder(nn.Module):
@@ -33,6 +72,9 @@ class TransformerSeqEncoder(nn.Module):
                 m.reset_parameters()
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return by_length(self._forward, x, mask)
+
+    def _forward(self, x: Tensor, mask: Tensor) -> Tensor:
         B, L, _ = x.shape
         x = x + self.pos(torch.arange(L, device=x.device))[None]                   # (B, L, D)
         causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=x.device), 1)  # (L, L) True = blocked
@@ -58,6 +100,9 @@ class RNNSeqEncoder(nn.Module):
         self.net.reset_parameters()
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return by_length(self._forward, x, mask)
+
+    def _forward(self, x: Tensor, mask: Tensor) -> Tensor:
         out, _ = self.net(x)                                                        # (B, L, D)
         return out * mask[..., None]
 
