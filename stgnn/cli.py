@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("reproduce", help="run a results table's models over seeds; write table.md/csv")
     sp.add_argument("table", help="table name (nyc) or a folder holding table.yaml + published.yaml")
-    sp.add_argument("--preset", default="full", help="fast | cpu | full [full]")
+    sp.add_argument("--preset", default="full", help="fast | full [full]")
     sp.add_argument("--seeds", type=int, nargs="+", default=None)
     sp.add_argument("--models", nargs="+", default=None, help="subset of the table's models")
     sp.add_argument("--out", default=None, help="output folder [results/reproduce_<table>_<preset>]")
