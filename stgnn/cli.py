@@ -115,7 +115,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     table = reproduce(args.table, preset=args.preset, seeds=args.seeds, models=args.models,
                       out=Path(args.out) if args.out else None, overrides=args.overrides,
-                      resume=args.resume)
+                      resume=args.resume, jobs=args.jobs)
     print(table)
     return 0
 
@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="output folder [results/reproduce_<table>_<preset>]")
     sp.add_argument("--resume", action="store_true",
                     help="reuse finished runs in the output folder (same config); continue unfinished ones")
+    sp.add_argument("--jobs", type=int, default=1, help="train runs in this many processes, cores shared [1]")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every model's config")
     sp.set_defaults(func=cmd_reproduce)
     sp = sub.add_parser("ablate", help="the full STGNN and one-switch variants (experiments/ablation/)")
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--models", nargs="+", default=None, help="subset of the variants")
     sp.add_argument("--out", default=None)
     sp.add_argument("--resume", action="store_true", help="reuse finished runs in the output folder")
+    sp.add_argument("--jobs", type=int, default=1, help="train runs in this many processes, cores shared [1]")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     sp.set_defaults(func=cmd_reproduce, table="ablation")
     return p

@@ -229,8 +229,50 @@ def _table_spec(table: str) -> dict[str, Any]:
     return spec
 
 
+def _run_job(cfg_dict: dict[str, Any], seed: int, run_dir: str, resume: bool, threads: int) -> None:
+    """One run in a worker process of :func:`run_parallel` (module level, so ``spawn`` can pickle it)."""
+    cfg = from_dict(ExperimentConfig, cfg_dict)
+    if not cfg.train.num_threads:
+        cfg = from_dict(ExperimentConfig, {**cfg_dict, "train": {**cfg_dict["train"], "num_threads": threads}})
+    run_one(cfg, seed, Path(run_dir), resume=resume)
+
+
+def run_parallel(cfgs: list[ExperimentConfig], jobs: int, resume: bool = False) -> None:
+    """Train every seed of every config in ``jobs`` worker processes, each with ``cores // jobs``
+    threads (unless ``train.num_threads`` says otherwise); the runs land in their usual folders.
+
+    Used by :func:`reproduce` before it assembles the table from the run folders. Thread count is
+    not part of a run's identity (a 1-thread and a 2-thread CPU run differ in the last digits),
+    so the table may mix runs made either way; ``env.json`` of each run records it.
+
+    Raises:
+        RuntimeError: naming the config and seed of the first run that failed (the others are
+            cancelled; finished runs stay on disk for ``resume``).
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    for cfg in cfgs:  # prepare (and cache) each split once, before the workers all try to
+        load_split(cfg)
+    todo = [(cfg, s) for cfg in cfgs for s in cfg.seeds]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(_run_job, to_dict(cfg), s, str(Path(cfg.output_dir) / cfg.name / f"seed_{s}"),
+                            resume, threads): (cfg.name, s) for cfg, s in todo}
+        for i, fut in enumerate(as_completed(futs), 1):
+            name, s = futs[fut]
+            try:
+                fut.result()
+            except Exception as e:
+                for f in futs:
+                    f.cancel()
+                raise RuntimeError(f"run {name!r} seed {s} failed: {type(e).__name__}: {e}") from e
+            print(f"  done {name} seed {s} ({i}/{len(todo)})", flush=True)
+
+
 def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, models: list[str] | None = None,
-              out: Path | None = None, overrides: list[str] | None = None, resume: bool = False) -> str:
+              out: Path | None = None, overrides: list[str] | None = None, resume: bool = False,
+              jobs: int = 1) -> str:
     """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
 
     Args:
@@ -243,10 +285,14 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
         overrides: dotted ``key=value`` applied to every row's config.
         resume: reuse the finished runs already in ``out`` (same resolved config) and continue
             unfinished ones from ``last.pt``; the table then covers old and new runs alike.
+        jobs: train the runs in this many processes side by side (:func:`run_parallel`), then
+            build the table from their folders.
 
     Returns:
         the Markdown table (also written to ``out/table.md``).
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     spec = _table_spec(table)
     if preset not in spec["presets"]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(spec['presets'])}")
@@ -262,14 +308,19 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
     seeds = list(seeds if seeds is not None else pre.get("seeds", [0, 1, 2]))
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
+    cfgs = []
     for row in rows:
         base = _deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
         delta = _deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
         data = _deep_merge(_deep_merge(base, pre.get("all", {}) or {}), delta)
         data.update(name=row["name"], seeds=seeds, output_dir=str(out / "runs"))
         cfg = from_dict(ExperimentConfig, data)
-        if overrides:
-            cfg = _apply_overrides(cfg, overrides)
+        cfgs.append(_apply_overrides(cfg, overrides) if overrides else cfg)
+    if jobs > 1:
+        print(f"[reproduce {table}/{preset}] {len(cfgs)} rows x {len(seeds)} seeds in {jobs} processes", flush=True)
+        run_parallel(cfgs, jobs, resume=resume)
+        resume = True  # the table is assembled from the runs just made
+    for row, cfg in zip(rows, cfgs):
         print(f"[reproduce {table}/{preset}] {row['name']} ({cfg.model}) seeds={seeds}", flush=True)
         res = run_experiment(cfg, resume=resume)
         per_seed = {s: r["test"] for s, r in res["runs"].items()}

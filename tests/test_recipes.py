@@ -136,3 +136,29 @@ def test_reproduce_reports_slices_with_paired_cis(isolated):
     assert paired["revisit"]["0"]["MRR"]["hi"] < 0  # history wins on revisits by construction
     assert paired["revisit"]["0"]["MRR"]["n"] == pop["slices"]["revisit"]["n"]
     assert "| Pop | revisit | 0 |" in md and "| UserHistory | warm POI |" in md
+
+
+def test_reproduce_in_parallel_processes_gives_the_sequential_table(isolated):
+    table = _table(isolated / "reproduce_toy")
+    one = ["train.num_threads=1"]   # same thread count either way: the runs are then bit-identical
+    recipes.reproduce(str(table), preset="tiny", models=["UserHistory", "MF-BPR"], out=isolated / "seq",
+                      overrides=one)
+    md = recipes.reproduce(str(table), preset="tiny", models=["UserHistory", "MF-BPR"], out=isolated / "par",
+                           overrides=one, jobs=2)
+    seq, par = (json.loads((isolated / d / "table.json").read_text()) for d in ("seq", "par"))
+    assert [r["per_seed"] for r in par["results"]] == [r["per_seed"] for r in seq["results"]]
+    assert par["meta"]["paired"] == seq["meta"]["paired"]
+    assert "MF-BPR" in md
+    for seed in (0, 1):
+        assert (isolated / "par" / "runs" / "MF-BPR" / f"seed_{seed}" / "metrics.json").is_file()
+
+
+def test_a_failing_parallel_run_is_named(isolated):
+    table = _table(isolated / "reproduce_toy")
+    spec = yaml.safe_load((table / "table.yaml").read_text())
+    spec["models"].append({"name": "Broken", "config": {"model": "mf_bpr", "model_kwargs": {"no_such_option": 1}}})
+    (table / "table.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(RuntimeError, match="'Broken' seed [01] failed"):
+        recipes.reproduce(str(table), preset="tiny", models=["Pop", "Broken"], out=isolated / "out", jobs=2)
+    with pytest.raises(ValueError, match="jobs"):
+        recipes.reproduce(str(table), preset="tiny", jobs=0)
