@@ -30,6 +30,12 @@ Dynamic graph: ``snapshots=K`` adds a recurrent graph cell (``temporal_cell``: o
 ``evolvegcno``, see :mod:`stgnn.layers.temporal_cells`) run over the POI transition graphs of
 the last ``K`` training weeks; its final state is added to the POI representations.
 
+Cold start: ``id_dropout=p`` (DropoutNet-style) drops each POI's id embedding and bias with
+probability ``p`` per training step, so the model learns to score a POI from its content (text,
+category, region, coordinates and neighbours through the graph); at evaluation, POIs without a
+training check-in are scored from content only, as their id embedding and bias were trained
+only as negatives.
+
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) runs the graph
 encoder on neighbourhoods drawn by :class:`~stgnn.graph.sampling.TemporalNeighborSampler`
 (``fanout`` neighbours per relation and hop) around only the nodes a step needs (the batch's
@@ -242,6 +248,8 @@ class STGNN(Recommender):
         heads, seq_layers, dropout: sequence-encoder sizes.
         num_sampled: ``> 0``: the generate softmax in ``loss`` uses the target and this many
             uniformly sampled negatives (scores stay full-ranking).
+        id_dropout: probability of dropping a POI's id embedding and bias per training step
+            (module docstring, cold start); POIs unseen in training always use content only.
         sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling, see
             the module docstring) or ``"auto"`` (sampled when the graph has more than
             ``auto_edges`` edges).
@@ -269,6 +277,7 @@ class STGNN(Recommender):
                  text_emb: Tensor | None = None, time_enc: str = "tow", space_enc: str = "bucket",
                  attention: str = "st", copy: str = "pointer", seq_encoder: str = "transformer",
                  heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
+                 id_dropout: float = 0.0,
                  sampling: str = "auto", fanout: list[int] | None = None, auto_edges: int = 2_000_000,
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
                  snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
@@ -279,6 +288,8 @@ class STGNN(Recommender):
         for k, v in opts.items():
             if v not in _CHOICES[k]:
                 raise ValueError(f"STGNN({k}={v!r}): choose one of {list(_CHOICES[k])}")
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError(f"STGNN(id_dropout={id_dropout}): must be in [0, 1)")
         if sampling not in ("full", "sampled", "auto"):
             raise ValueError(f"STGNN(sampling={sampling!r}): choose one of ['full', 'sampled', 'auto']")
         fanout = list(fanout) if fanout is not None else [15] * graph_layers
@@ -315,6 +326,12 @@ class STGNN(Recommender):
         self.fuse = nn.Sequential(nn.Linear(4 * dim, 2 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
         self.out_poi = nn.Linear(dim, dim)                      # POI side of the generate score
         self.poi_bias = nn.Parameter(torch.zeros(num_pois))
+        # cold start (id_dropout > 0): which POIs have training check-ins, the bias a POI scored
+        # from content gets, and this forward's (P,) keep-the-id mask (None: every id is used)
+        self.id_dropout = id_dropout
+        self.register_buffer("poi_seen", torch.ones(num_pois, dtype=torch.bool), persistent=id_dropout > 0)
+        self.content_bias = nn.Parameter(torch.zeros(())) if id_dropout > 0 else None
+        self._id_keep: Tensor | None = None
         self.dist_pref = nn.Linear(dim, N_DIST_BUCKETS)         # user-dependent distance preference
         self.copy_q = nn.Linear(dim, dim)
         self.gate = nn.Linear(dim, 1)
@@ -353,6 +370,8 @@ class STGNN(Recommender):
     def fit_data(self, split: Split) -> None:
         """POI coordinates and the training-period graph (``part == 0`` check-ins only)."""
         self.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
+        train_pois = torch.as_tensor(split.poi[split.part == 0], dtype=torch.long)
+        self.poi_seen = (torch.bincount(train_pois, minlength=self.num_pois) > 0).to(self.poi_bias.device)
         if self.cell is not None:
             from stgnn.graph.snapshots import transition_snapshots
 
@@ -450,6 +469,7 @@ class STGNN(Recommender):
 
     def train(self, mode: bool = True) -> "STGNN":
         self._eval_nodes = None  # parameters may change: encode again at the next evaluation
+        self._id_keep = None
         return super().train(mode)
 
     # ------------------------------------------------------------------ encoders
@@ -463,6 +483,9 @@ class STGNN(Recommender):
                 continue
             idx = None if n_id is None else n_id[t]
             v = e.weight if idx is None else e(idx)
+            keep = self._poi_keep() if t == "poi" else None
+            if keep is not None:                           # cold start: content only where dropped
+                v = v * (keep if idx is None else keep[idx])[:, None].to(v.dtype)
             if t == "poi" and self.text_proj is not None:
                 v = v + self.text_proj(self.text_emb if idx is None else self.text_emb[idx])
             if t in self.x_proj:
@@ -559,6 +582,21 @@ class STGNN(Recommender):
             pois = torch.unique(torch.cat(parts))
         return {"user": torch.unique(batch.user), "poi": pois}
 
+    def _draw_id_keep(self) -> Tensor | None:
+        """A training step's ``(P,)`` bool mask: seen POIs, each kept with probability ``1 - id_dropout``."""
+        if self.id_dropout == 0:
+            return None
+        return self.poi_seen & (torch.rand(self.num_pois, device=self.poi_seen.device) >= self.id_dropout)
+
+    def _poi_keep(self) -> Tensor | None:
+        """``(P,)`` bool: POIs whose id embedding and bias are used now (``None``: all of them).
+
+        The current training step's draw; in evaluation the POIs seen in training.
+        """
+        if self._id_keep is not None:
+            return self._id_keep
+        return self.poi_seen if self.id_dropout > 0 and not self.training else None
+
     def _query(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Query time ``(B,)``, its tz ``(B,)`` and last prefix POI ``(B,)``."""
         last_i = (batch.length - 1)[:, None]
@@ -573,6 +611,7 @@ class STGNN(Recommender):
         Returns ``logp (B, P)`` plus memory weights for explanations: ``mem_poi (B, M)``,
         ``mem_ts (B, M)``, ``copy_w (B, M)``, ``att_w (B, M)``, ``gate (B,)``, ``u (B, dim)``.
         """
+        self._id_keep = self._draw_id_keep() if self.training else None      # (P,) or None
         G = self.encode_graph(self._needed_nodes(batch, extra_pois))
         g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d)
         use_t, use_s = self.opts["time_enc"] == "tow", self.opts["space_enc"] == "bucket"
@@ -613,7 +652,9 @@ class STGNN(Recommender):
 
         # --- user/query vector and the two distributions
         u = self.fuse(torch.cat([q, ctx, G["user"][batch.user], tow_q], -1))  # (B, d)
-        gen = (u @ self.out_poi(g_poi).T).float() + self.poi_bias            # (B, P)
+        keep = self._poi_keep()                                              # (P,) or None
+        bias = self.poi_bias if keep is None else torch.where(keep, self.poi_bias, self.content_bias)  # (P,)
+        gen = (u @ self.out_poi(g_poi).T).float() + bias                     # (B, P)
         if use_s:
             gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
         out = {"gen": gen, "u": u, "mem_poi": mem_poi, "mem_ts": mem_ts, "mem_mask": mem_mask, "att_w": att_w}

@@ -339,3 +339,43 @@ def test_snapshot_cells_train_and_ignore_the_future(synthetic_split, graph, batc
     m2 = build(later, build_hetero_graph(later, parts=(0,))).eval()
     with torch.no_grad():
         assert torch.equal(m.score(batch), m2.score(b2))
+
+
+def test_id_dropout_scores_unseen_pois_from_content_only(cold_split):
+    """DropoutNet-style cold start: at evaluation a POI without training check-ins is scored
+    without its id embedding and bias (trained only as negatives), a seen POI with them."""
+    split = cold_split
+    g = build_hetero_graph(split, parts=(0,))
+    m = make(split, g, id_dropout=0.3)
+    m.fit_data(split)
+    cold = torch.as_tensor(np.setdiff1d(np.arange(split.num_pois), split.poi[split.part == 0]))
+    assert len(cold) > 0 and int((~m.poi_seen).sum()) == len(cold) and not m.poi_seen[cold].any()
+    targets = split.samples["test"][split.flags["cold_poi"]][:4]
+    b = SampleLoader(split, "test", batch_size=4).make_batch(targets)
+    m.eval()
+    with torch.no_grad():
+        before = m.score(b)
+        m.poi_emb.weight[cold] += 5.0
+        m.poi_bias[cold] += 5.0
+        torch.testing.assert_close(m.score(b), before)
+        seen = m.poi_seen.nonzero()[:3, 0]
+        m.poi_emb.weight[seen] += 5.0
+        assert not torch.allclose(m.score(b), before)
+
+
+def test_id_dropout_drops_ids_in_training_steps_only(synthetic_split, graph, batch):
+    m = make(synthetic_split, graph, id_dropout=0.5)
+    m.fit_data(synthetic_split)
+    m.train()
+    torch.manual_seed(1)
+    m.loss(batch).backward()
+    keep = m._id_keep
+    assert keep is not None and 0.25 < keep.float().mean() < 0.75
+    assert m.poi_emb.weight.grad[~keep].abs().sum() == 0 and m.poi_emb.weight.grad[keep].abs().sum() > 0
+    assert m.poi_bias.grad[~keep].abs().sum() == 0 and m.content_bias.grad is not None
+    m.eval()
+    assert m._poi_keep() is m.poi_seen and bool(m.poi_seen.all())   # default protocol: every POI seen
+    plain = make(synthetic_split, graph)                              # off: same parameters and state as before
+    assert plain.content_bias is None and "poi_seen" not in plain.state_dict() and "poi_seen" in m.state_dict()
+    with pytest.raises(ValueError, match="id_dropout"):
+        make(synthetic_split, graph, id_dropout=1.0)
