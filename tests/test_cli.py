@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+
 from stgnn.cli import main
 
 GOOD = "u1\tv1\tc1\tCoffee Shop\t40.7\t-74.0\t-240\tTue Apr 03 18:00:09 +0000 2012\n"
@@ -41,3 +43,17 @@ def test_graph_stats_synthetic(tmp_path, capsys):
     out = capsys.readouterr().out
     for et in ("user__visits__poi", "poi__next__poi", "poi__near__poi", "poi__in__region", "poi__is_a__category"):
         assert et in out
+
+
+def test_overrides_may_follow_options():
+    from stgnn.cli import parse
+
+    args = parse(["reproduce", "nyc", "--preset", "fast", "train.lr=0.01", "--models", "Pop", "--jobs", "2"])
+    assert (args.table, args.preset, args.models, args.jobs, args.overrides) == ("nyc", "fast", ["Pop"], 2,
+                                                                                 ["train.lr=0.01"])
+    args = parse(["reproduce", "nyc", "a.b=1", "--preset", "fast", "c.d=2"])
+    assert args.overrides == ["a.b=1", "c.d=2"]
+    with pytest.raises(SystemExit):
+        parse(["reproduce", "nyc", "--preset", "fast", "--no-such-flag"])
+    with pytest.raises(SystemExit):
+        parse(["reproduce", "nyc", "--preset", "fast", "not_an_override"])
