@@ -39,13 +39,16 @@ def by_length(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, mask: Tensor) -
     if not torch.equal(mask, torch.arange(L, device=mask.device)[None] < length[:, None]):
         raise ValueError("by_length needs right-padded masks (True on a prefix of each row)")
     bucket = torch.ceil(torch.log2(length.clamp(min=1).double())).long()          # (B,)
-    out = x.new_zeros(x.shape)
+    out: Tensor | None = None
     for k in torch.unique(bucket).tolist():
         idx = (bucket == k).nonzero()[:, 0]                                       # (b,)
         lk = max(int(length[idx].max()), 1)
         m = mask[idx, :lk]
-        out[idx, :lk] = fn(x[idx, :lk], m) * m[..., None]
-    return out
+        y = fn(x[idx, :lk], m) * m[..., None]
+        if out is None:  # fn's dtype, which autocast may make differ from x's
+            out = y.new_zeros((B, L, y.shape[-1]))
+        out[idx, :lk] = y
+    return out if out is not None else x.new_zeros(x.shape)                     # an empty batch
 
 
 class TransformerSeqEncoder(nn.Module):

@@ -55,3 +55,14 @@ def test_left_padding_is_refused() -> None:
     x, mask = _batch([3, 4])
     with pytest.raises(ValueError, match="right-padded"):
         by_length(lambda a, m: a, x, mask.flip(1))
+
+
+@pytest.mark.parametrize("kind", ["transformer", "gru"])
+def test_autocast_and_empty_batches(kind: str) -> None:
+    enc = make_sequence_encoder(kind, 8).eval()
+    x, mask = _batch([3, 9, 16])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x, mask)
+    assert out.shape == x.shape and torch.isfinite(out.float()).all()
+    empty = enc(x[:0], mask[:0])
+    assert empty.shape == (0, 16, 8)
