@@ -231,10 +231,8 @@ def _table_spec(table: str) -> dict[str, Any]:
 
 def _run_job(cfg_dict: dict[str, Any], seed: int, run_dir: str, resume: bool, threads: int) -> None:
     """One run in a worker process of :func:`run_parallel` (module level, so ``spawn`` can pickle it)."""
-    cfg = from_dict(ExperimentConfig, cfg_dict)
-    if not cfg.train.num_threads:
-        cfg = from_dict(ExperimentConfig, {**cfg_dict, "train": {**cfg_dict["train"], "num_threads": threads}})
-    run_one(cfg, seed, Path(run_dir), resume=resume)
+    train = {**cfg_dict["train"], "num_threads": cfg_dict["train"].get("num_threads") or threads}
+    run_one(from_dict(ExperimentConfig, {**cfg_dict, "train": train}), seed, Path(run_dir), resume=resume)
 
 
 def run_parallel(cfgs: list[ExperimentConfig], jobs: int, resume: bool = False) -> None:
