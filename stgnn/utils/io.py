@@ -1,11 +1,19 @@
-"""Atomic file writes: caches, checkpoints and results are never left half-written."""
+"""Atomic file writes: caches, checkpoints and results are never left half-written.
+
+A write goes to ``.<name>.<random>.tmp`` in the same folder, is fsynced and renamed over
+``<name>``. A process killed in between leaves the temp file behind; :func:`remove_stale_temps`
+removes such orphans where the caller knows no live writer can own them. JSON is always valid:
+NaN and infinities (e.g. the std of one seed) are written as ``null``.
+"""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -31,5 +39,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf, numpy ones included) replaced by ``None``,
+    so ``json.dumps`` writes standard JSON (``null``) instead of ``NaN``."""
+    kind = getattr(getattr(obj, "dtype", None), "kind", "") if getattr(obj, "ndim", 1) == 0 else ""
+    if isinstance(obj, float) or kind == "f":
+        return float(obj) if math.isfinite(float(obj)) else None
+    if kind in "iub" and kind:  # numpy scalars: as the plain numbers they are
+        return bool(obj) if kind == "b" else int(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj: Any, **kw: Any) -> str:
+    """``json.dumps`` of :func:`json_safe` ``(obj)``: standard JSON, no ``NaN``."""
+    return json.dumps(json_safe(obj), allow_nan=False, default=str, **kw)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
+
+
+def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 0.0) -> list[Path]:
+    """Delete the temp files that :func:`atomic_write_bytes` left for ``names`` in ``folder``.
+
+    Only call this where no live writer can own them (e.g. under the lock writers hold), or
+    give ``older_than_s`` so that a temp file still being written is spared.
+
+    Returns:
+        the files removed.
+    """
+    folder, now, removed = Path(folder), time.time(), []
+    for name in names:
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime >= older_than_s:
+                    tmp.unlink()
+                    removed.append(tmp)
+            except FileNotFoundError:  # removed meanwhile by someone else
+                pass
+    return removed
