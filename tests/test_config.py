@@ -39,6 +39,8 @@ def test_unknown_keys_list_valid_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.yaml.*\['modle'\].*'model'"):
         load_config(p, [])
     with pytest.raises(ConfigError, match="not a section"):
+        load_config(None, ["seeds.x=1"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'dataset.x'.*'dataset.columns'"):
         load_config(None, ["dataset.x=1"])
 
 
