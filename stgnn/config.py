@@ -250,6 +250,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+def check_type(key: str, value: Any, tp: Any) -> None:
+    """Raise :class:`ConfigError` when ``value`` does not fit annotation ``tp`` (types this module
+    does not know, e.g. a tensor, are not checked)."""
+    _coerce(key, value, tp)
+
+
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a (partial) nested dict; unknown keys raise :class:`ConfigError`."""
     if not isinstance(data, dict):

@@ -353,13 +353,12 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
 
 
 def _apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
-    from stgnn.config import _set_path, parse_override
+    from stgnn.config import apply_overrides
+    from stgnn.preflight import check_experiment
 
-    delta: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        _set_path(delta, keys, value, ExperimentConfig)
-    return from_dict(ExperimentConfig, _deep_merge(to_dict(cfg), delta))
+    cfg = apply_overrides(cfg, overrides)
+    check_experiment(cfg)  # every row's model_kwargs/protocol/device, before any data work
+    return cfg
 
 
 def _fmt(mean: float, std: float) -> str:

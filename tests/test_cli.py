@@ -14,12 +14,17 @@ def test_data_check_reports_file_line_field(tmp_path, capsys):
     f = tmp_path / "bad.txt.gz"
     with gzip.open(f, "wt", encoding="utf-8") as fh:
         fh.write(GOOD + GOOD.replace("40.7", "95.0") + GOOD.replace("Tue Apr", "Tux Apr"))
-    assert main(["data", "check", str(f), "--on-bad-row", "raise"]) == 1
+    assert main(["data", "check", str(f), "--on-bad-row", "raise"]) == 2  # refused
     err = capsys.readouterr().err
-    assert f"{f}:2" in err and "lat" in err
-    assert main(["data", "check", str(f)]) == 0  # default: skip and report
-    out = capsys.readouterr().out
-    assert "2 bad rows skipped" in out and f"{f}:3" in out
+    assert f"{f}:2: field 'lat'" in err and len(err.strip().splitlines()) == 1
+    assert main(["data", "check", str(f)]) == 1  # default: skip, report by kind, and fail the check
+    cap = capsys.readouterr()
+    assert "2 bad rows skipped (lat: 1, utc_time: 1)" in cap.out and f"{f}:3: field 'utc_time'" in cap.out
+    assert "CHECK FAILED: 2 bad rows" in cap.err
+    clean = tmp_path / "clean.txt"
+    clean.write_text(GOOD)
+    assert main(["data", "check", str(clean)]) == 0
+    assert "name='clean'" in capsys.readouterr().out
 
 
 def test_data_stats_and_prepare_synthetic(tmp_path, capsys):

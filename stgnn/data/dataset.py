@@ -169,7 +169,7 @@ def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.
 
     with file_lock(processed / f"{name}-{key}.lock"):
         # Under the lock no other process writes this pair: its temp files are orphans.
-        remove_stale_temps(processed, (data_path.name, manifest_path.name))
+        remove_stale_temps(processed, (data_path.name, manifest_path.name), all_writers=True)
         if not force_reload:
             split, problem = _load_checked(data_path, manifest_path)
             if split is not None:

@@ -1,8 +1,9 @@
 """Atomic file writes: caches, checkpoints and results are never left half-written.
 
-A write goes to ``.<name>.<random>.tmp`` in the same folder, is fsynced and renamed over
+A write goes to ``.<name>.<pid>.<random>.tmp`` in the same folder, is fsynced and renamed over
 ``<name>``. A process killed in between leaves the temp file behind; :func:`remove_stale_temps`
-removes such orphans where the caller knows no live writer can own them. JSON is always valid:
+removes such orphans: those whose writer process is gone (the pid in the name), or all of them
+where the caller holds the lock every writer takes. JSON is always valid:
 NaN and infinities (e.g. the std of one seed) are written as ``null``.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -63,22 +64,45 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
 
 
-def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str], older_than_s: float = 0.0) -> list[Path]:
-    """Delete the temp files that :func:`atomic_write_bytes` left for ``names`` in ``folder``.
+_NO_PID_AGE_S = 600  # a temp file without a pid (older versions) is an orphan once this old
 
-    Only call this where no live writer can own them (e.g. under the lock writers hold), or
-    give ``older_than_s`` so that a temp file still being written is spared.
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: the process exists, it is someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, names: Iterable[str], *, all_writers: bool = False
+                       ) -> list[Path]:
+    """Delete orphaned temp files that :func:`atomic_write_bytes` left for ``names`` in ``folder``.
+
+    Args:
+        all_writers: remove every temp file of ``names``: only where the caller holds a lock that
+            all writers take. Otherwise only those of writers no longer running (the pid in the
+            name, on this machine) or of this process (which is not writing while it cleans), and
+            pid-less ones (older versions) over 10 minutes old.
 
     Returns:
         the files removed.
     """
-    folder, now, removed = Path(folder), time.time(), []
+    folder, removed = Path(folder), []
     for name in names:
         for tmp in folder.glob(f".{name}.*.tmp"):
+            pid_part = tmp.name[len(name) + 2:].split(".", 1)[0]
+            pid = int(pid_part) if pid_part.isdigit() else None
             try:
-                if now - tmp.stat().st_mtime >= older_than_s:
+                old = time.time() - tmp.stat().st_mtime > _NO_PID_AGE_S
+            except FileNotFoundError:
+                continue
+            if all_writers or pid == os.getpid() or (not _alive(pid) if pid is not None else old):
+                try:
                     tmp.unlink()
                     removed.append(tmp)
-            except FileNotFoundError:  # removed meanwhile by someone else
-                pass
+                except FileNotFoundError:  # removed meanwhile by someone else
+                    pass
     return removed
