@@ -361,6 +361,10 @@ class RowChecker:
                       f"cannot parse {s.iloc[i]!r} as a {'latitude' if f == 'lat' else 'longitude'}")
             self.require_range(s, v, field, -lim, lim)
             out.append(np.where(np.isfinite(v), v, np.nan))
+        if optional:  # a location is both coordinates or neither
+            half = blank_mask(lat_s) != blank_mask(lon_s)
+            self.flag(half, "lat", lambda i: f"latitude {lat_s.iloc[i]!r} and longitude {lon_s.iloc[i]!r}: "
+                                             "give both or leave both empty")
         return out[0], out[1]
 
     def check_tz(self, tz_s: pd.Series, field: str = "tz_offset_min") -> np.ndarray:

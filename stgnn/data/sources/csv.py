@@ -167,36 +167,59 @@ def _read_csv(path: Path, sep: str, encoding: str | None, report: CleaningReport
     text, bad_encoding = decode_lines(read_bytes(path), path, encoding, report)
     if not text.strip():
         raise DataError(path, 1, "header", "the file is empty; a CSV needs a header line naming its columns")
+    header = _header(text, sep, path)
     kw = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False)
     physical = text.count("\n") + (not text.endswith("\n"))
     try:
         frame = pd.read_csv(io.StringIO(text), engine="c", **kw)
+        if list(frame.columns) != header:  # pandas renamed something (e.g. a quoted newline in the header)
+            raise pd.errors.ParserError("header differs")
         if len(frame) + 1 != physical:  # a quoted field spans lines: row i is not line i + 2
             raise pd.errors.ParserError("multi-line records")
         line_no = np.arange(2, len(frame) + 2, dtype=np.int64)
         counts = RowChecker(path, np.zeros(0, dtype=np.int64))
     except pd.errors.ParserError:
         # Slow path, only for broken or multi-line files: the csv module knows each record's line.
-        frame, line_no, bad_lines, widths, width = _read_records(text, sep)
+        frame, line_no, bad_lines, widths, width = _read_records(text, sep, path)
         counts = RowChecker(path, bad_lines)
         counts.flag(np.ones(len(bad_lines), dtype=bool), "line",
                     lambda i: f"expected {width} fields (as in the header), found {widths[i]}")
     counts.flag_lines(bad_encoding, "encoding")
-    dup = frame.columns[frame.columns.duplicated()] if not isinstance(frame.columns, pd.RangeIndex) else []
-    if len(dup):
-        raise DataError(path, 1, "header", f"column name {str(dup[0])!r} appears twice in the header")
     blank = np.logical_and.reduce([blank_mask(frame[c]) for c in frame.columns])
     if blank.any():
         frame, line_no = frame.loc[~blank].reset_index(drop=True), line_no[~blank]
     return frame, line_no, counts
 
 
-def _read_records(text: str, sep: str):
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
+def _header(text: str, sep: str, path: Path) -> list[str]:
+    """The header's column names; an empty, duplicated or blank name is an error on line 1."""
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=sep), [])
+    except csv.Error as e:
+        raise DataError(path, 1, "header", f"malformed header line ({e})") from None
+    if not header or all(not h.strip() for h in header):
+        raise DataError(path, 1, "header", "the first line is empty; a CSV needs a header line naming its columns")
+    seen = set()
+    for h in header:
+        if h in seen:
+            raise DataError(path, 1, "header", f"column name {h!r} appears twice in the header")
+        seen.add(h)
+    return header
+
+
+def _read_records(text: str, sep: str, path: Path):
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep)
     header = next(reader)
     rows, lines, bad_lines, widths = [], [], [], []
     start = reader.line_num + 1
-    for rec in reader:
+    records = iter(reader)
+    while True:
+        try:
+            rec = next(records)
+        except StopIteration:
+            break
+        except csv.Error as e:  # e.g. a bare CR inside an unquoted field
+            raise DataError(path, start, "line", f"malformed CSV record ({e})") from None
         if rec and len(rec) != len(header):
             bad_lines.append(start)
             widths.append(len(rec))
