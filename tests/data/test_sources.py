@@ -330,3 +330,35 @@ def test_csv_multiline_quoted_field_keeps_line_numbers(tmp_path):
         load_table(p, {"user": "u", "item": "i", "time": "t", "text": "txt"})
     t = load_table(p, {"user": "u", "item": "i", "time": "t", "text": "txt"}, on_bad_row="skip")
     assert t.df["poi_text"].tolist() == ["two\nlines"]
+
+
+def test_a_new_source_is_one_class_found_without_registration(tmp_path):
+    """Adding a format: a Source subclass (here in this test; normally one new file in
+    stgnn/data/sources/) is found by iteration, sniffed and loaded, with no list to edit."""
+    from stgnn.data.sources.base import Source
+    from stgnn.data.sources.csv import load_table
+
+    def load_pipe(path, *, name=None, on_bad_row="raise"):
+        return load_table(path, {"user": "u", "item": "i", "time": "t"}, sep="|", name=name, on_bad_row=on_bad_row)
+
+    class PipeSeparated(Source):
+        format = "pipes"
+        datasets = ("pipes_demo",)
+        sniff_order = 50
+
+        @classmethod
+        def sniff(cls, path, lines):
+            return lines[0] == "u|i|t"
+
+        load_fn = staticmethod(load_pipe)
+
+    try:
+        f = _write(tmp_path / "x.dat", "u|i|t\na|p|1600000000\n")
+        assert PipeSeparated in sources.source_classes() and "pipes_demo" in sources.dataset_names()
+        assert sniff_format(f) == "pipes" and load_source(f).df["ts"].tolist() == [1600000000]
+    finally:
+        del PipeSeparated  # the class lives on in __subclasses__ until collected
+        import gc
+
+        gc.collect()
+    assert "pipes" not in [c.format for c in sources.source_classes()]
