@@ -324,7 +324,7 @@ def expected_error(e: BaseException) -> bool:
     """
     from stgnn.config import ConfigError
     from stgnn.data.dataset import CacheError
-    from stgnn.data.protocol import SplitError
+    from stgnn.data.usable import SplitError
     from stgnn.data.schema import DataError
     from stgnn.train.checkpoint import CheckpointError
 

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from stgnn.data.protocol import ProtocolConfig, make_split, require_usable
+from stgnn.data.protocol import ProtocolConfig, make_split
+from stgnn.data.usable import require_usable
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import Split
 from stgnn.utils.io import atomic_write_bytes, atomic_write_json, remove_stale_temps

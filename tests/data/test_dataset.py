@@ -185,7 +185,7 @@ def test_own_table_options_are_remembered(tmp_path: Path) -> None:
 
 
 def test_empty_split_names_the_filter(raw: Path, tmp_path: Path) -> None:
-    from stgnn.data.protocol import SplitError
+    from stgnn.data.usable import SplitError
 
     with pytest.raises(SplitError, match=r"train split is empty.*frequency filters removed all 72.*"
                                          r"min_poi_checkins=1000"):

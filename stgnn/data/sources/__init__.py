@@ -22,7 +22,7 @@ from stgnn.data.sources.csv import load_table
 from stgnn.data.sources.foursquare import fetch_tsmc2014, load_tsmc2014
 from stgnn.data.sources.gowalla import fetch_gowalla, load_gowalla
 from stgnn.data.sources.synthetic import generate
-from stgnn.data.validate import GZIP_MAGIC, decode, read_bytes
+from stgnn.data.textio import GZIP_MAGIC, decode, read_bytes
 
 _FETCH_KW = ("root", "download")
 _SNIFF_BYTES = 1 << 14

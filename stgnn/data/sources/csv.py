@@ -20,9 +20,9 @@ import pandas as pd
 
 from stgnn.data.schema import TZ_MAX, TZ_MIN, CheckinTable, CleaningReport, DataError
 from stgnn.data.sources.base import Source
-from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, check_policy, format_utc,
-                                decode_lines, finalize, read_bytes, require_rows, time_window_seconds,
-                                to_epoch_seconds, to_float)
+from stgnn.data.textio import decode_lines, read_bytes
+from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, check_policy, finalize, format_utc,
+                                require_rows, time_window_seconds, to_epoch_seconds, to_float)
 
 REQUIRED = ("user", "item", "time")
 OPTIONAL = ("lat", "lon", "category", "text", "tz")
@@ -166,7 +166,7 @@ def _read_csv(path: Path, sep: str, encoding: str | None, report: CleaningReport
     """Header + string columns; records with the wrong field count are flagged, not parsed."""
     text, bad_encoding = decode_lines(read_bytes(path), path, encoding, report)
     if not text.strip():
-        raise DataError(path, 1, "header", "the file is empty; a CSV needs a header line naming its columns")
+        raise DataError(path, 1, "file", "the file is empty; a CSV needs a header line naming its columns")
     header = _header(text, sep, path)
     kw = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False)
     physical = text.count("\n") + (not text.endswith("\n"))
