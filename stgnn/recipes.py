@@ -23,10 +23,10 @@ import yaml
 
 from stgnn.config import ExperimentConfig, _deep_merge, dump_config, from_dict, load_config, to_dict
 from stgnn.data.split import Split
+from stgnn.eval.metrics import TABLE_METRICS
 from stgnn.utils.io import atomic_write_json, atomic_write_text
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-TABLE_METRICS = ("Acc@1", "Acc@5", "Acc@10", "Acc@20", "NDCG@5", "NDCG@10", "MRR")
 _SPLITS: dict[tuple, Split] = {}
 
 

@@ -55,13 +55,8 @@ from torch import nn
 
 from stgnn.data.batch import Batch
 from stgnn.data.split import PARTS, Split
-from stgnn.features.time import Time2Vec
+from stgnn.features.time import Time2Vec, day_fraction
 from stgnn.models.base import Recommender
-
-
-def day_fraction(ts: torch.Tensor, tz_min: torch.Tensor) -> torch.Tensor:
-    """Local time of day in ``[0, 1)`` (midnight = 0)."""
-    return ((ts + tz_min * 60) % 86400).float() / 86400.0
 
 
 def flow_graph(split: Split) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:

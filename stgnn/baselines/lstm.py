@@ -25,19 +25,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from stgnn.data.batch import Batch
 from stgnn.data.split import Split
+from stgnn.features.time import HOURS_PER_WEEK, hour_of_week
 from stgnn.models.base import Recommender
-
-HOURS_PER_WEEK = 168
-
-
-def hour_of_week(ts: torch.Tensor, tz_offset_min: torch.Tensor) -> torch.Tensor:
-    """Local hour of the week, Monday 00:00-00:59 = 0 ... Sunday 23:00-23:59 = 167.
-
-    Local time is ``ts + 60 * tz_offset_min``; 1970-01-01 (epoch day 0) was a Thursday, i.e.
-    hour 72 of its week, hence the ``+ 72``. Floor division keeps pre-1970 times correct.
-    """
-    local = ts + 60 * tz_offset_min
-    return (torch.div(local, 3600, rounding_mode="floor") + 72) % HOURS_PER_WEEK
 
 
 def _left_compact(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:

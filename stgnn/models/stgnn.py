@@ -62,36 +62,18 @@ from torch_geometric.nn import HeteroConv, SAGEConv
 
 from stgnn.data.batch import Batch
 from stgnn.data.split import Split
-from stgnn.features.space import haversine
-from stgnn.features.time import hour_of_week
+from stgnn.features.space import N_DIST_BUCKETS, dist_bucket, haversine_or_zero
+from stgnn.features.time import HOURS_PER_WEEK, N_TIME_BUCKETS, hour_of_week, time_bucket
 from stgnn.layers import capabilities, init_conv, resolve
 from stgnn.layers.temporal_cells import make_temporal_cell
 from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 
-N_TIME_BUCKETS = 24   # log2 minutes: 0 .. ~16 years
-N_DIST_BUCKETS = 16   # log2 of 25 m units: 0 .. ~800 km
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
 
 
 # ---------------------------------------------------------------------------- small feature helpers
-def time_bucket(dt_s: Tensor) -> Tensor:
-    """``(*)`` int64 log2-minute bucket of a non-negative interval in seconds."""
-    minutes = dt_s.clamp(min=0).double() / 60.0
-    return torch.log2(1.0 + minutes).floor().long().clamp(0, N_TIME_BUCKETS - 1)
-
-
-def dist_bucket(km: Tensor) -> Tensor:
-    """``(*)`` int64 log2 bucket of a distance in units of 25 m."""
-    return torch.log2(1.0 + km.clamp(min=0) * 40.0).floor().long().clamp(0, N_DIST_BUCKETS - 1)
-
-
-def haversine_km(lat1: Tensor, lon1: Tensor, lat2: Tensor, lon2: Tensor) -> Tensor:
-    """Great-circle km, broadcasting; a NaN (unknown) coordinate gives distance 0 (bucket "near")."""
-    return torch.nan_to_num(haversine(lat1, lon1, lat2, lon2), nan=0.0)
-
-
 def signed_log1p(x: Tensor) -> Tensor:
     """Tame raw edge attributes (counts, km) that span orders of magnitude."""
     return torch.sign(x) * torch.log1p(x.abs())
@@ -317,7 +299,7 @@ class STGNN(Recommender):
         self.cell_norm = nn.LayerNorm(dim) if snapshots > 0 else None
         self.snap: list[tuple[Tensor, Tensor]] = []
         # step, memory and query encodings
-        self.tow_emb = nn.Embedding(168, dim)
+        self.tow_emb = nn.Embedding(HOURS_PER_WEEK, dim)
         self.dt_emb = nn.Embedding(N_TIME_BUCKETS, dim)
         self.dd_emb = nn.Embedding(N_DIST_BUCKETS, dim)
         self.seq = make_sequence_encoder(seq_encoder, dim, heads, seq_layers, dropout)
@@ -395,14 +377,14 @@ class STGNN(Recommender):
         if self.dist_matrix:
             return self.poi_dist_bucket[a].long()
         lat, lon = self.poi_lat.double(), self.poi_lon.double()
-        return dist_bucket(haversine_km(lat[a][..., None], lon[a][..., None], lat, lon))
+        return dist_bucket(haversine_or_zero(lat[a][..., None], lon[a][..., None], lat, lon))
 
     def dist_pairs(self, a: Tensor, b: Tensor) -> Tensor:
         """Distance bucket between POIs ``a`` and ``b`` (broadcast shapes), int64."""
         if self.dist_matrix:
             return self.poi_dist_bucket[a, b].long()
         lat, lon = self.poi_lat.double(), self.poi_lon.double()
-        return dist_bucket(haversine_km(lat[a], lon[a], lat[b], lon[b]))
+        return dist_bucket(haversine_or_zero(lat[a], lon[a], lat[b], lon[b]))
 
     @torch.no_grad()
     def _dist_buckets(self, chunk: int = 512) -> Tensor:
@@ -410,7 +392,7 @@ class STGNN(Recommender):
         lat, lon = self.poi_lat.double(), self.poi_lon.double()
         out = torch.empty(self.num_pois, self.num_pois, dtype=torch.uint8, device=lat.device)
         for i in range(0, self.num_pois, chunk):
-            d = haversine_km(lat[i:i + chunk, None], lon[i:i + chunk, None], lat[None], lon[None])
+            d = haversine_or_zero(lat[i:i + chunk, None], lon[i:i + chunk, None], lat[None], lon[None])
             out[i:i + chunk] = dist_bucket(d).to(torch.uint8)
         return out
 
@@ -754,4 +736,4 @@ class STGNN(Recommender):
                 f"seq_encoder={self.seq_kind}, {o}")
 
 
-__all__ = ["STGNN", "HeteroGraphEncoder", "hour_of_week", "time_bucket", "dist_bucket", "haversine_km"]
+__all__ = ["STGNN", "HeteroGraphEncoder"]
