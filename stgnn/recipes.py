@@ -139,9 +139,10 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
     import torch
 
     from stgnn.data.batch import SampleLoader
+    from stgnn.data.information import InformationSetting
     from stgnn.eval.evaluate import evaluate
     from stgnn.models.registry import build_model
-    from stgnn.train.loop import resolve_device
+    from stgnn.train.loop import loader_options, resolve_device
 
     cfg = load_config(run_dir / "config.yaml")
     split = load_split(cfg)
@@ -155,10 +156,9 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
         raise FileNotFoundError(f"{run_dir} holds no best.pt or last.pt to evaluate")
     device = resolve_device(cfg.train.device)
     model.to(device)
-    allow_tt = bool(model.uses_target_time and split.protocol.get("allow_target_time", False))
-    loader = SampleLoader(split, part, cfg.train.eval_batch_size, max_len=cfg.train.max_len,
-                          hist_len=cfg.train.hist_len, history=split.protocol.get("history", "train_only"),
-                          allow_target_time=allow_tt)
+    info = InformationSetting.from_protocol(split.protocol)
+    loader = SampleLoader(split, part, cfg.train.eval_batch_size,
+                          **loader_options(info, cfg.train, model.uses_target_time))
     metrics, _ = evaluate(model, loader, device)
     return metrics
 

@@ -75,7 +75,7 @@ def _build(name, split, kw):
 
 
 def _test_loader(split, time_known: bool) -> SampleLoader:
-    return SampleLoader(split, "test", batch_size=256, allow_target_time=time_known, **LOADER)
+    return SampleLoader(split, "test", batch_size=256, target_time="known" if time_known else "hidden", **LOADER)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

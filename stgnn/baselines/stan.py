@@ -27,9 +27,9 @@ What differs from the original, and why:
   from ``batch.hist_*`` (train-period only under the default protocol), truncated to
   ``max_len`` positions. ``history=0`` gives the trajectory-only variant.
 * **Target time.** The original's candidate time interval is from each check-in to the time
-  of the target (``uses_target_time = True``). When the protocol forbids reading it
-  (``batch.target_ts`` zero-filled), we measure it to the last prefix check-in instead, i.e.
-  assume the next visit follows immediately: no information about the target leaks in.
+  of the target (``uses_target_time = True``). Under ``target_time: hidden`` the batch carries
+  no target time, and we measure it to the last prefix check-in instead, i.e. assume the next
+  visit follows immediately: no information about the target leaks in.
 * **Loss.** The original uses cross-entropy over the target and 10 sampled negatives
   ("balanced sampler"); we use full softmax cross-entropy over all POIs (exact at ~5k POIs,
   the same loss as every other model here).
@@ -223,8 +223,8 @@ class STAN(Recommender):
         back = (length[:, None] - 1 - torch.arange(M, device=poi.device)).clamp(min=0)  # (B, M)
         w = self.pos_weight[back] * mask                                          # (B, M)
         last_ts = ts.gather(1, (length - 1)[:, None]).squeeze(1)                  # (B,)
-        # zero-filled target time = the protocol forbids it: measure to the last check-in
-        ref_ts = torch.where(batch.target_ts != 0, batch.target_ts, last_ts)
+        # no target time in the batch (target_time: hidden): measure to the last check-in
+        ref_ts = batch.target_ts if batch.target_time_known else last_ts
         dt_ref = (ref_ts[:, None] - ts).float().clamp(min=0) / 3600.0             # (B, M)
         t_bias = self.time(dt_ref) * mask                                         # (B, M)
         return h, poi, mask, w, t_bias

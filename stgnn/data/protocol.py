@@ -60,6 +60,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from stgnn.data.information import HISTORY, LEGACY_TARGET_TIME_KEY, TARGET_TIME, target_time_from_legacy
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import PARTS, Split
 
@@ -69,7 +70,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "span": ("per_checkin", "split", "first", "last"),
     "seen_from": ("train_targets", "train_checkins"),
     "unseen_context": ("drop", "keep"),
-    "history": ("train_only", "all_past"),
+    "history": HISTORY,
+    "target_time": TARGET_TIME,
 }
 
 
@@ -100,14 +102,17 @@ class ProtocolConfig:
         keep_unseen: cold-start variant: keep val/test samples of unseen users/POIs, flagged.
         unseen_context: ``"drop"`` or ``"keep"`` (``part = -1``) val/test check-ins of unseen
             users/POIs that are not kept as samples (ignored when ``keep_unseen``).
-        allow_target_time: may a model read the target check-in's time. True as in STHGCN,
-            whose ``LBSNDataset.get_label`` packs the target's local hour into each sample's
-            label for the model. Enforced by :class:`~stgnn.data.batch.SampleLoader`.
+        target_time: ``"known"`` (a model that declares ``uses_target_time`` reads the target
+            check-in's time, as in STHGCN, whose ``LBSNDataset.get_label`` packs the target's
+            local hour into each sample's label) or ``"hidden"`` (no model sees it). The old
+            boolean ``allow_target_time`` is read as its alias (:meth:`from_dict`).
         history: ``"train_only"`` (DESIGN.md leakage rule, our default) or ``"all_past"``:
             which earlier check-ins a val/test sample may see. Note STHGCN's hypergraph holds
             all check-ins and bounds each sample by its previous check-in's time
-            (``last_checkin_epoch_time``), which is closer to ``"all_past"``. Enforced by the
-            batch/feature/graph builders, recorded here so it is part of the cache key.
+            (``last_checkin_epoch_time``), which is closer to ``"all_past"``.
+            ``history`` and ``target_time`` are the information setting
+            (:mod:`stgnn.data.information`), enforced by :class:`~stgnn.data.batch.SampleLoader`
+            and recorded here so they are part of the cache key and of every result.
     """
 
     protocol: Literal["time_cut", "leave_last"] = "time_cut"
@@ -125,7 +130,7 @@ class ProtocolConfig:
     seen_from: Literal["train_targets", "train_checkins"] = "train_targets"
     keep_unseen: bool = False
     unseen_context: Literal["drop", "keep"] = "drop"
-    allow_target_time: bool = True
+    target_time: Literal["known", "hidden"] = "known"
     history: Literal["train_only", "all_past"] = "train_only"
 
     def __post_init__(self) -> None:
@@ -148,6 +153,11 @@ class ProtocolConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProtocolConfig":
         d = dict(d)
+        if LEGACY_TARGET_TIME_KEY in d:  # configs written before target_time
+            legacy = target_time_from_legacy(d.pop(LEGACY_TARGET_TIME_KEY))
+            if d.setdefault("target_time", legacy) != legacy:
+                raise ValueError(f"protocol has target_time={d['target_time']!r} and the old allow_target_time "
+                                 f"meaning {legacy!r}; keep only target_time")
         if "fractions" in d:
             d["fractions"] = tuple(d["fractions"])
         return cls(**d)

@@ -6,8 +6,9 @@ needs, so nothing ever branches on a model's name:
 
 * ``needs_graph``: call :meth:`Recommender.attach_graph` with the leakage-safe graph first.
 * ``needs_text``: the POI text embeddings must be computed and attached.
-* ``uses_target_time``: the model reads ``batch.target_ts``; the protocol option
-  ``allow_target_time`` decides whether it may (written into every result).
+* ``uses_target_time``: the model reads ``batch.target_ts`` when the batch carries it; the
+  protocol option ``target_time`` (``known``/``hidden``) decides whether it does, and the loader
+  gives the target time to no model that does not declare this (written into every result).
 * ``trainable``: has parameters optimised by :func:`stgnn.train.fit`.
 
 Non-neural models learn their statistics in :meth:`Recommender.fit_data` from the training

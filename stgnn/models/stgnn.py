@@ -10,8 +10,9 @@ Read top to bottom, one sample at a time:
    state is ``q``.
 3. **Spatiotemporal attention.** ``q`` attends over the user's memory, i.e. the longer history
    ``batch.hist_*`` plus the prefix. Each memory item is keyed by its POI, its time of week and
-   its time and distance intervals to the query (query time = the target time when the
-   protocol allows it, else the last prefix time; query place = the last prefix POI).
+   its time and distance intervals to the query (query time = the target time when the batch
+   carries it, ``target_time: known``, else the last prefix time; query place = the last
+   prefix POI).
 4. **Scoring.** ``u = MLP([q, context, G_user[user], tow(query)])``. A *generate* distribution
    ``softmax(u . G_poi + dist_bias(u, dist(last, p)))`` over all POIs is mixed with a *copy*
    (pointer) distribution over the POIs in the memory, with a learned gate:
@@ -580,12 +581,10 @@ class STGNN(Recommender):
         return self.poi_seen if self.id_dropout > 0 and not self.training else None
 
     def _query(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        """Query time ``(B,)``, its tz ``(B,)`` and last prefix POI ``(B,)``."""
-        last_i = (batch.length - 1)[:, None]
-        last_ts, last_tz = batch.ts.gather(1, last_i)[:, 0], batch.tz.gather(1, last_i)[:, 0]
-        known = batch.target_ts != 0                                         # protocol allowed it
-        return torch.where(known, batch.target_ts, last_ts), torch.where(known, batch.target_tz, last_tz), \
-            batch.last_poi
+        """Query time ``(B,)``, its tz ``(B,)`` and last prefix POI ``(B,)``: the target's time
+        when the batch carries it (``target_time: known``), else the last prefix check-in's."""
+        tq, tzq = batch.query_time()
+        return tq, tzq, batch.last_poi
 
     def forward(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor]:
         """All intermediate results; ``score``/``loss``/``explain`` read what they need.

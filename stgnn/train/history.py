@@ -22,6 +22,9 @@ class History:
         total_seconds: wall time of this ``fit`` call (a resumed call counts only its own part).
         peak_rss_mb: peak resident memory of the process; ``peak_gpu_mb`` on CUDA.
         stopped_early: patience ran out before ``cfg.epochs``.
+        protocol, split_fingerprint, dataset: what the run was evaluated on.
+        information: the information setting (``history``, ``target_time``) and whether this
+            model read the target time (``target_time_read``: known and declared by the model).
     """
 
     rows: list[dict[str, Any]]
@@ -42,6 +45,8 @@ class History:
     stopped_early: bool
     protocol: dict[str, Any] = field(default_factory=dict)
     split_fingerprint: str = ""
+    dataset: str = ""
+    information: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able results (everything but the per-sample arrays)."""
@@ -55,4 +60,5 @@ class History:
                                                    if self.seconds_per_epoch else None)},
             "memory": {"peak_rss_mb": self.peak_rss_mb, "peak_gpu_mb": self.peak_gpu_mb},
             "device": self.device, "protocol": self.protocol, "split_fingerprint": self.split_fingerprint,
+            "dataset": self.dataset, "information": self.information,
         }

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from stgnn.config import TrainConfig
 from stgnn.data.batch import SampleLoader
+from stgnn.data.information import InformationSetting
 from stgnn.data.split import Split
 from stgnn.eval.evaluate import autocast, evaluate
 from stgnn.eval.metrics import metric_names
@@ -76,6 +77,12 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
                                                           patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     return None
+
+
+def loader_options(info: InformationSetting, cfg: TrainConfig, uses_target_time: bool) -> dict[str, Any]:
+    """:class:`SampleLoader` keywords for a model under ``info``: the protocol decides what a sample
+    may see, and the target time reaches a model only if it declares ``uses_target_time``."""
+    return dict(max_len=cfg.max_len, hist_len=cfg.hist_len, **info.for_model(uses_target_time).loader_kwargs())
 
 
 def peak_rss_mb() -> float:
@@ -145,11 +152,8 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
 
     model.fit_data(split)
     model.to(device)
-    # the protocol decides what a sample may see: a model reads the target's time only if it
-    # declares so and the protocol allows it; history scope is the protocol's leakage option
-    allow_tt = bool(model.uses_target_time and split.protocol.get("allow_target_time", False))
-    kw = dict(max_len=cfg.max_len, hist_len=cfg.hist_len, history=split.protocol.get("history", "train_only"),
-              allow_target_time=allow_tt)
+    info = InformationSetting.from_protocol(split.protocol)
+    kw = loader_options(info, cfg, model.uses_target_time)
     val_loader = SampleLoader(split, "val", cfg.eval_batch_size, **kw)
     test_loader = SampleLoader(split, "test", cfg.eval_batch_size, **kw)
     eval_amp = cfg.amp if cfg.eval_amp else "none"
@@ -174,7 +178,8 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         device=str(device), stopped_early=stopped, protocol=dict(split.protocol),
-        split_fingerprint=split.fingerprint(),
+        split_fingerprint=split.fingerprint(), dataset=split.name,
+        information={**info.to_dict(), "target_time_read": kw["target_time"] == "known"},
     )
 
 

@@ -203,8 +203,8 @@ def test_padding_does_not_change_scores(name: str, base_split: Split) -> None:
 def test_does_not_read_target_time_unless_flagged(name: str, base_split: Split) -> None:
     model = _build(name, base_split)
     assert not model.uses_target_time
-    with_time = _scores_by_key(model, base_split, "test", allow_target_time=True)
-    without = _scores_by_key(model, base_split, "test", allow_target_time=False)
+    with_time = _scores_by_key(model, base_split, "test", target_time="known")
+    without = _scores_by_key(model, base_split, "test", target_time="hidden")
     for key in with_time:
         torch.testing.assert_close(with_time[key], without[key], rtol=0, atol=0)
 

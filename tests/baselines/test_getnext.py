@@ -78,7 +78,7 @@ def test_loss_never_reads_target_time(split: Split) -> None:
     targets = split.samples["train"][:64]
     with torch.no_grad():
         a = model.loss(SampleLoader(split, "train", max_len=MAX_LEN).make_batch(targets))
-        b = model.loss(SampleLoader(split, "train", max_len=MAX_LEN, allow_target_time=False).make_batch(targets))
+        b = model.loss(SampleLoader(split, "train", max_len=MAX_LEN, target_time="hidden").make_batch(targets))
     assert torch.isfinite(a) and a > 0
     assert a.item() == b.item()
     assert not GETNext.uses_target_time

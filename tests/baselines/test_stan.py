@@ -103,17 +103,17 @@ def test_chunked_scores_equal_unchunked_over_all_pois(split: Split) -> None:
     assert model.emb_poi.weight.grad.abs().sum() > 0 and model.space.v_hi.grad.abs().sum() > 0
 
 
-def test_target_time_zeroed_means_last_checkin(split: Split) -> None:
+def test_hidden_target_time_means_last_checkin(split: Split) -> None:
     model = _model(split).eval()
     assert STAN.uses_target_time
     targets = split.samples["test"][:30]
-    hidden = SampleLoader(split, "test", max_len=MAX_LEN, allow_target_time=False).make_batch(targets)
+    hidden = SampleLoader(split, "test", max_len=MAX_LEN, target_time="hidden").make_batch(targets)
     seen = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(targets)
-    assert (hidden.target_ts == 0).all() and (seen.target_ts > 0).all()
+    assert hidden.target_ts is None and not hidden.target_time_known and (seen.target_ts > 0).all()
     with torch.no_grad():
         s_hidden = model.score(hidden)
         s_seen = model.score(seen)
-        seen.target_ts = seen.ts.gather(1, (seen.length - 1)[:, None]).squeeze(1)
+        seen.target_ts, seen.target_tz = hidden.query_time()   # the last prefix check-in's time
         s_last = model.score(seen)
     torch.testing.assert_close(s_hidden, s_last)
     assert not torch.allclose(s_hidden, s_seen)                               # target time is used

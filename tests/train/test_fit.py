@@ -254,3 +254,35 @@ def test_write_run(synthetic_split, tmp_path):
         assert np.array_equal(z["test_ranks"], h.test_ranks)
     assert {p.name for p in tmp_path.iterdir()} >= {"best.pt", "last.pt", "curves.csv"}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+class TimeSpy(TinyRec):
+    """Records whether the batches it scores carry the target time."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.seen: set[bool] = set()
+
+    def score(self, batch):
+        self.seen.add(batch.target_time_known)
+        return super().score(batch)
+
+
+class TimeReader(TimeSpy):
+    uses_target_time = True
+
+
+@pytest.mark.parametrize("target_time", ["known", "hidden"])
+def test_the_loader_decides_who_gets_the_target_time(synthetic_split, target_time):
+    import dataclasses
+
+    split = dataclasses.replace(synthetic_split, protocol={**synthetic_split.protocol, "target_time": target_time})
+    plain, reader = make(split, TimeSpy), make(split, TimeReader)
+    hp = fit(plain, split, cfg(epochs=1))
+    hr = fit(reader, split, cfg(epochs=1))
+    assert plain.seen == {False}                             # never, whatever the protocol says
+    assert reader.seen == {target_time == "known"}
+    assert hp.summary()["information"] == {"history": "train_only", "target_time": target_time,
+                                           "target_time_read": False}
+    assert hr.summary()["information"]["target_time_read"] is (target_time == "known")
+    assert hr.summary()["dataset"] == split.name
