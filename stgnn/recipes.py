@@ -16,7 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -26,8 +26,12 @@ from stgnn.data.split import Split
 from stgnn.eval.metrics import TABLE_METRICS
 from stgnn.utils.io import atomic_write_json, atomic_write_text
 
+if TYPE_CHECKING:
+    from stgnn.inputs import ModelInputs
+
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 _SPLITS: dict[tuple, Split] = {}
+_INPUTS: dict[tuple, tuple[Split, "ModelInputs"]] = {}
 
 
 def load_split(cfg: ExperimentConfig) -> Split:
@@ -63,16 +67,34 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return out
 
 
+def run_inputs(cfg: ExperimentConfig, split: Split) -> "ModelInputs":
+    """What ``cfg.model`` consumes, built from ``split`` once per process for each (split, spec):
+    every seed of a run, and every row of a table whose model needs the same parts, share it."""
+    from stgnn.inputs import build_inputs
+    from stgnn.registry import input_spec
+
+    spec = input_spec(cfg.model, **cfg.model_kwargs)
+    key = (id(split), spec)
+    if key not in _INPUTS or _INPUTS[key][0] is not split:
+        _INPUTS[key] = (split, build_inputs(split, spec))
+    return _INPUTS[key][1]
+
+
 def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None = None,
             resume: bool = False) -> dict[str, Any]:
     """Train and evaluate one model with one seed; write the run folder; return metrics.json.
+
+    The model is built from :func:`run_inputs` (made once, kept in the run folder as
+    ``inputs.pt`` so the run can be served without its split) and trained by
+    :func:`stgnn.train.loop.fit`, which never rebuilds them.
 
     With ``resume=True`` a run folder that already holds ``metrics.json`` for the same resolved
     config is reused as it is (a table interrupted after some runs picks up where it stopped), and
     an unfinished one continues from its ``last.pt``. A finished run with a different config is an
     error naming the differing keys: results are never overwritten silently.
     """
-    from stgnn.models.registry import build_model
+    from stgnn.inputs import INPUTS_FILE
+    from stgnn.registry import build_model
     from stgnn.train.loop import fit
     from stgnn.train.logging import write_run
     from stgnn.train.seed import seed_everything
@@ -89,10 +111,12 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
                              "move it away or choose another output folder")
         print(f"  reusing finished run {run_dir}", flush=True)
     else:
+        inputs = run_inputs(cfg, split)
         seed_everything(seed, train_cfg.deterministic)  # model init is seeded too, not only training
-        model = build_model(cfg.model, split, **cfg.model_kwargs)
+        model = build_model(cfg.model, inputs, **cfg.model_kwargs)
         run_dir.mkdir(parents=True, exist_ok=True)
         history = fit(model, split, train_cfg, run_dir, resume=resume)
+        inputs.save(run_dir / INPUTS_FILE)
         write_run(run_dir, run_cfg, history, environment(history.device))
     if not (run_dir / "slices.json").is_file():
         write_slices(run_dir, split)
@@ -135,27 +159,20 @@ def train_from_config(path: str | None, overrides: list[str], resume: bool = Fal
 
 
 def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
-    """Re-score ``run_dir/best.pt`` (or ``last.pt``) on ``part`` with the run's own config."""
-    import torch
-
+    """Re-score ``run_dir/best.pt`` (or ``last.pt``) on ``part`` with the run's own config and
+    inputs (rebuilt from the split for runs that did not keep ``inputs.pt``)."""
     from stgnn.data.batch import SampleLoader
     from stgnn.data.information import InformationSetting
     from stgnn.eval.evaluate import evaluate
-    from stgnn.models.registry import build_model
+    from stgnn.inputs import INPUTS_FILE
     from stgnn.train.loop import loader_options, resolve_device
+    from stgnn.train.restore import load_trained
 
     cfg = load_config(run_dir / "config.yaml")
     split = load_split(cfg)
-    model = build_model(cfg.model, split, **cfg.model_kwargs)
-    model.fit_data(split)
-    ckpt = next((run_dir / n for n in ("best.pt", "last.pt") if (run_dir / n).exists()), None)
-    if ckpt is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-    elif model.trainable:
-        raise FileNotFoundError(f"{run_dir} holds no best.pt or last.pt to evaluate")
+    inputs = None if (run_dir / INPUTS_FILE).is_file() else run_inputs(cfg, split)
     device = resolve_device(cfg.train.device)
-    model.to(device)
+    model = load_trained(run_dir, device, inputs=inputs).model
     info = InformationSetting.from_protocol(split.protocol)
     loader = SampleLoader(split, part, cfg.train.eval_batch_size,
                           **loader_options(info, cfg.train, model.uses_target_time))

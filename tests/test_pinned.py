@@ -16,7 +16,7 @@ import torch
 
 from stgnn.data.batch import SampleLoader
 from stgnn.eval.evaluate import evaluate
-from stgnn.models.registry import build_model
+from stgnn.registry import build_for_split
 
 CASES = {
     "pop": ("pop", {}),
@@ -69,9 +69,7 @@ def _one_thread():
 
 def _build(name, split, kw):
     torch.manual_seed(0)
-    model = build_model(name, split, **kw)
-    model.fit_data(split)
-    return model
+    return build_for_split(name, split, **kw)
 
 
 def _test_loader(split, time_known: bool) -> SampleLoader:

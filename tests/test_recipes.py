@@ -162,3 +162,33 @@ def test_a_failing_parallel_run_is_named(isolated):
         recipes.reproduce(str(table), preset="tiny", models=["Pop", "Broken"], out=isolated / "out", jobs=2)
     with pytest.raises(ValueError, match="jobs"):
         recipes.reproduce(str(table), preset="tiny", jobs=0)
+
+
+def test_graph_snapshots_and_text_are_built_once_per_run(isolated, monkeypatch):
+    """Two seeds of a graph + snapshots + text STGNN: each input is built once, fit builds nothing,
+    and re-evaluating the run rebuilds nothing (it reads the run's inputs.pt)."""
+    import stgnn.inputs.build as build
+    from fakes import FakeText
+
+    calls = {"graph": 0, "snapshots": 0, "text": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(build, "build_hetero_graph", counted("graph", build.build_hetero_graph))
+    monkeypatch.setattr(build, "transition_snapshots", counted("snapshots", build.transition_snapshots))
+    monkeypatch.setattr(build, "make_text_encoder", counted("text", lambda spec: FakeText()))
+    over = ["dataset=synthetic", "model=stgnn", "name=st", "train.epochs=1", "train.progress=false",
+            "train.tensorboard=false", "seeds=[0,1]", "model_kwargs={dim: 8, graph_layers: 1, snapshots: 2, "
+            "text_model: fake}"]
+    recipes.train_from_config(None, over)
+    assert calls == {"graph": 1, "snapshots": 1, "text": 1}
+    run = isolated / "results" / "st" / "seed_1"
+    assert (run / "inputs.pt").is_file()
+    saved = json.loads((run / "metrics.json").read_text())
+    again = recipes.evaluate_run(run, part="test")
+    assert calls == {"graph": 1, "snapshots": 1, "text": 1}
+    assert again["MRR"] == pytest.approx(saved["test"]["MRR"], abs=1e-6)

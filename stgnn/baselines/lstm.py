@@ -24,8 +24,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
 from stgnn.features.time import HOURS_PER_WEEK, hour_of_week
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
 
 
@@ -72,8 +72,8 @@ class LSTM(Recommender):
         self.out = nn.Linear(2 * hidden, num_pois)
 
     @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "LSTM":
-        return cls(split.num_users, split.num_pois, num_categories=split.num_categories, **kwargs)
+    def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "LSTM":
+        return cls(inputs.num_users, inputs.num_pois, num_categories=inputs.num_categories, **kwargs)
 
     def reset_parameters(self) -> None:
         for m in (self.poi_emb, self.cat_emb, self.time_emb, self.rnn, self.query, self.out):

@@ -62,10 +62,10 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroConv, SAGEConv
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
 from stgnn.features.space import N_DIST_BUCKETS, dist_bucket, haversine_or_zero
 from stgnn.features.time import HOURS_PER_WEEK, N_TIME_BUCKETS, hour_of_week, time_bucket
 from stgnn.layers import capabilities, init_conv, resolve
+from stgnn.inputs import InputSpec, ModelInputs
 from stgnn.layers.temporal_cells import make_temporal_cell
 from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
@@ -244,16 +244,18 @@ class STGNN(Recommender):
         cell_conv: the gate conv of ``graph_gru`` (any layer name, class or dotted path).
         dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
             table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
-        graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
+        graph_data: the training graph now (else :meth:`prepare` / :meth:`attach_graph`).
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
     """
 
-    needs_graph = True
-    needs_text = False
+    needs_graph = True         # unless graph="none" (see input_spec)
+    needs_snapshots = False    # when snapshots > 0
+    needs_text = False         # when text_model names an encoder
     uses_target_time = True
+    input_options = frozenset({"text_model", "text_profile"})
 
     def __init__(self, num_users: int, num_pois: int, *, dim: int = 64, layer: str | type = "time_attention",
                  graph: str = "temporal", graph_layers: int = 2, text: str = "given",
@@ -330,9 +332,11 @@ class STGNN(Recommender):
 
     # ------------------------------------------------------------------ data
     @classmethod
-    def from_split(cls, split: Split, text_model: str | None = None, text_profile: bool = True,
-                   **kwargs: Any) -> "STGNN":
-        """Build for ``split`` and attach its training graph, so the optimizer sees every parameter.
+    def input_spec(cls, *, graph: str = "temporal", text: str = "given", text_emb: Tensor | None = None,
+                   snapshots: int = 0, snapshot_days: float = 7.0, text_model: str | None = None,
+                   text_profile: bool = True, **_: Any) -> InputSpec:
+        """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
+        the POIs' text vectors when ``text_model`` names an encoder (and ``text`` is on).
 
         Args:
             text_model: a :func:`stgnn.features.text.make_text_encoder` spec (``"minilm"``,
@@ -341,28 +345,34 @@ class STGNN(Recommender):
             text_profile: embed the templated training-period profile ("Coffee Shop in <region>,
                 busiest 8-10 am on weekdays") rather than the bare category/venue name.
         """
-        if text_model is not None and kwargs.get("text_emb") is None and kwargs.get("text", "given") != "none":
-            from stgnn.features.profiles import poi_texts
-            from stgnn.features.text import make_text_encoder
+        wants_text = text_model is not None and text_emb is None and text != "none"
+        return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
+                         text=text_model if wants_text else None, text_profile=text_profile)
 
-            kwargs["text_emb"] = make_text_encoder(text_model).encode(poi_texts(split, profile=text_profile))
-        model = cls(split.num_users, split.num_pois, **kwargs)
-        model.fit_data(split)
+    @classmethod
+    def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "STGNN":
+        """Build for ``inputs`` (their text vectors, if any, become ``text_emb``), then
+        :meth:`prepare`, so the optimizer sees every parameter."""
+        if kwargs.get("text_emb") is None and inputs.text is not None:
+            kwargs["text_emb"] = inputs.text
+        model = cls(inputs.num_users, inputs.num_pois, **kwargs)
+        model.prepare(inputs)
         return model
 
-    def fit_data(self, split: Split) -> None:
-        """POI coordinates and the training-period graph (``part == 0`` check-ins only)."""
-        self.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
-        train_pois = torch.as_tensor(split.poi[split.part == 0], dtype=torch.long)
-        self.poi_seen = (torch.bincount(train_pois, minlength=self.num_pois) > 0).to(self.poi_bias.device)
+    def prepare(self, inputs: ModelInputs) -> None:
+        """POI coordinates, the POIs seen in training, the snapshots and the training graph."""
+        self.attach_coordinates(inputs.poi_lat, inputs.poi_lon)
+        self.poi_seen = (inputs.stats.poi_count > 0).to(self.poi_bias.device)
         if self.cell is not None:
-            from stgnn.graph.snapshots import transition_snapshots
-
-            self.attach_snapshots(transition_snapshots(split, self.snapshot_days, self.snapshots, parts=(0,)))
+            if inputs.snapshots is None:
+                raise ValueError(f"STGNN(snapshots={self.snapshots}) needs inputs built with snapshots: "
+                                 "build_inputs(split, STGNN.input_spec(**kwargs))")
+            self.attach_snapshots(inputs.snapshots)
         if self.opts["graph"] != "none":
-            from stgnn.graph.hetero import build_hetero_graph  # the graph package is optional for graph="none"
-
-            self.attach_graph(build_hetero_graph(split, parts=(0,)))
+            if inputs.graph is None:
+                raise ValueError(f"STGNN(graph={self.opts['graph']!r}) needs inputs built with the graph: "
+                                 "build_inputs(split, STGNN.input_spec(**kwargs))")
+            self.attach_graph(inputs.graph)
 
     def attach_coordinates(self, lat: Tensor, lon: Tensor) -> None:
         """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their distance buckets."""
@@ -499,7 +509,8 @@ class STGNN(Recommender):
         """
         if self.graph_encoder is None:
             if self.opts["graph"] != "none":
-                raise RuntimeError("STGNN needs its training graph: call fit_data(split) or attach_graph(data)")
+                raise RuntimeError("STGNN needs its training graph: build it with STGNN.from_inputs(inputs) "
+                                   "or call attach_graph(data)")
             return self.node_inputs()
         if self.sampler is None:
             x = {t: v for t, v in self.node_inputs().items() if t in self.graph_encoder.node_types}

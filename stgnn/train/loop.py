@@ -1,9 +1,10 @@
 """The training engine: one loop for every :class:`~stgnn.models.base.Recommender`.
 
-``fit`` calls ``model.fit_data(split)`` (training-period statistics), then, for trainable models,
-optimises ``model.loss`` with AdamW, evaluates the validation samples after every epoch, keeps
-the best epoch by ``cfg.monitor`` (early stopping with ``cfg.patience``), and finally evaluates
-the best weights on val and test. Nothing here branches on a model's name.
+``fit`` takes a model already built from its inputs (``Recommender.from_inputs``; it never
+rebuilds them) and, for trainable models, optimises ``model.loss`` with AdamW, evaluates the
+validation samples after every epoch, keeps the best epoch by ``cfg.monitor`` (early stopping
+with ``cfg.patience``), and finally evaluates the best weights on val and test. Nothing here
+branches on a model's name.
 
 Reproducibility: every random source is seeded from ``cfg.seed``; ``last.pt`` holds the complete
 state (all RNGs, the shuffle generator, optimizer, scheduler, scaler, counters), so a killed run
@@ -123,8 +124,9 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
     """Train (if trainable) and evaluate ``model`` on ``split``.
 
     Args:
-        model: a :class:`Recommender`; moved to the chosen device.
-        split: the data; training uses ``samples["train"]``, early stopping ``samples["val"]``.
+        model: a :class:`Recommender` built from its inputs; moved to the chosen device.
+        split: the samples; training uses ``samples["train"]``, early stopping ``samples["val"]``;
+            ``split.protocol`` names the information setting the loaders enforce.
         cfg: :class:`~stgnn.config.TrainConfig`.
         run_dir: folder for ``last.pt``, ``best.pt``, ``curves.csv`` and ``tb/`` (``None``: keep the
             best weights in memory and write nothing).
@@ -150,7 +152,6 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
         torch.cuda.reset_peak_memory_stats(device)
     gen = seed_everything(cfg.seed, cfg.deterministic)
 
-    model.fit_data(split)
     model.to(device)
     info = InformationSetting.from_protocol(split.protocol)
     kw = loader_options(info, cfg, model.uses_target_time)

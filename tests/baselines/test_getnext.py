@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,6 +10,8 @@ import torch.nn.functional as F
 from stgnn.baselines.getnext import GETNext, flow_graph
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
+from stgnn.inputs import train_stats
+from stgnn.registry import build_for_split
 from trainkit import (assert_scores_all_pois_and_ignores_padding, assert_seed_determinism,
                       assert_val_blind_to_test_period,
                       metrics_vs_pop, perturb, train_steps)
@@ -25,12 +28,11 @@ def split(planted_split: Split) -> Split:
 
 def _model(split: Split, seed: int = 0) -> GETNext:
     torch.manual_seed(seed)
-    return GETNext.from_split(split, **SMALL)
+    return build_for_split(GETNext, split, **SMALL)
 
 
 def _train(split: Split, epochs: int, lr: float = 3e-3, seed: int = 0, max_steps: int = 10 ** 9) -> GETNext:
     model = _model(split, seed)
-    model.fit_data(split)
     return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
 
 
@@ -38,7 +40,9 @@ _perturb = perturb
 
 
 def test_flow_graph_counts_training_transitions(split: Split) -> None:
-    counts, edges, A = flow_graph(split)
+    stats = train_stats(split)
+    A = flow_graph(stats, split.num_pois)
+    counts, edges = stats.poi_count.numpy(), np.stack(A.nonzero())
     want: dict[tuple[int, int], int] = {}
     for j in range(1, split.num_checkins):
         if split.traj[j] == split.traj[j - 1] and split.part[j] == split.part[j - 1] == PARTS["train"]:
@@ -87,7 +91,7 @@ def test_loss_never_reads_target_time(split: Split) -> None:
 def test_unfitted_model_says_what_to_do(split: Split) -> None:
     model = GETNext(split.num_users, split.num_pois, num_categories=split.num_categories, **SMALL)
     batch = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(split.samples["test"][:2])
-    with pytest.raises(RuntimeError, match="fit_data"):
+    with pytest.raises(RuntimeError, match="from_inputs"):
         model.score(batch)
 
 

@@ -10,6 +10,7 @@ from test_baselines_common import acc_mrr, ranks, tiny_split, train_steps
 from stgnn.baselines import LSTM, Pop
 from stgnn.baselines.lstm import _left_compact, hour_of_week
 from stgnn.data.batch import SampleLoader
+from stgnn.registry import build_for_split
 
 
 def test_hour_of_week_monday_zero() -> None:
@@ -47,7 +48,7 @@ def cycle():
 @pytest.mark.parametrize("use_history", [False, True])
 def test_padded_positions_are_ignored(cycle, use_history: bool) -> None:
     torch.manual_seed(0)
-    model = LSTM.from_split(cycle, dim=8, cat_dim=4, time_dim=4, hidden=8, use_history=use_history).eval()
+    model = build_for_split(LSTM, cycle, dim=8, cat_dim=4, time_dim=4, hidden=8, use_history=use_history).eval()
     batch = SampleLoader(cycle, "train", hist_len=5).make_batch(cycle.samples["train"][:20])
     assert (~batch.mask).any() and (~batch.hist_mask).any()
     noisy = SampleLoader(cycle, "train", hist_len=5).make_batch(cycle.samples["train"][:20])
@@ -60,7 +61,7 @@ def test_padded_positions_are_ignored(cycle, use_history: bool) -> None:
 
 def test_history_changes_the_input(cycle) -> None:
     torch.manual_seed(0)
-    model = LSTM.from_split(cycle, dim=8, hidden=8, use_history=True).eval()
+    model = build_for_split(LSTM, cycle, dim=8, hidden=8, use_history=True).eval()
     batch = SampleLoader(cycle, "test").make_batch(cycle.samples["test"])
     mask, poi, *_ = model._sequence(batch)
     n_hist = batch.hist_mask.sum(1)
@@ -73,10 +74,9 @@ def test_history_changes_the_input(cycle) -> None:
 
 
 def test_learns_planted_sequence_rule(cycle) -> None:
-    pop = Pop.from_split(cycle)
-    pop.fit_data(cycle)
+    pop = build_for_split(Pop, cycle)
     torch.manual_seed(0)
-    model = train_steps(LSTM.from_split(cycle, dim=16, cat_dim=0, time_dim=0, hidden=16, dropout=0.0),
+    model = train_steps(build_for_split(LSTM, cycle, dim=16, cat_dim=0, time_dim=0, hidden=16, dropout=0.0),
                         cycle, epochs=40, lr=0.02, batch_size=32)
     acc_lstm, _ = acc_mrr(ranks(model, cycle, "test"))
     acc_pop, _ = acc_mrr(ranks(pop, cycle, "test"))
@@ -84,10 +84,9 @@ def test_learns_planted_sequence_rule(cycle) -> None:
 
 
 def test_beats_pop_on_synthetic(synthetic_split) -> None:
-    pop = Pop.from_split(synthetic_split)
-    pop.fit_data(synthetic_split)
+    pop = build_for_split(Pop, synthetic_split)
     torch.manual_seed(0)
-    model = train_steps(LSTM.from_split(synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32), synthetic_split,
+    model = train_steps(build_for_split(LSTM, synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32), synthetic_split,
                         epochs=2, lr=0.01, batch_size=128, max_len=16, hist_len=0)
     _, mrr_pop = acc_mrr(ranks(pop, synthetic_split, "test"))
     _, mrr_lstm = acc_mrr(ranks(model, synthetic_split, "test", max_len=16, hist_len=0))

@@ -11,6 +11,7 @@ from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
 from trainkit import assert_val_blind_to_test_period, assert_seed_determinism, metrics_vs_pop, perturb, train_steps
 from stgnn.features.space import haversine, unit_vectors
+from stgnn.registry import build_for_split
 
 MAX_LEN = 16
 
@@ -22,8 +23,7 @@ def split(planted_split: Split) -> Split:
 
 def _model(split: Split, seed: int = 0, **kw) -> STAN:
     torch.manual_seed(seed)
-    model = STAN.from_split(split, **{"dim": 16, "history": 8, "max_len": MAX_LEN, **kw})
-    model.fit_data(split)
+    model = build_for_split(STAN, split, **{"dim": 16, "history": 8, "max_len": MAX_LEN, **kw})
     return model
 
 

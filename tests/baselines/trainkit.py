@@ -12,6 +12,7 @@ import torch
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import Split
 from stgnn.models.base import Recommender
+from stgnn.registry import build_for_split
 
 
 def train_steps(model: Recommender, split: Split, epochs: int, lr: float, seed: int = 0,
@@ -47,8 +48,7 @@ def metrics_vs_pop(model: Recommender, split: Split, **loader_kw) -> tuple[dict,
     from stgnn.eval.evaluate import evaluate
 
     test = SampleLoader(split, "test", batch_size=256, **loader_kw)
-    pop = Pop.from_split(split)
-    pop.fit_data(split)
+    pop = build_for_split(Pop, split)
     return evaluate(model, test)[0], evaluate(pop, test)[0]
 
 

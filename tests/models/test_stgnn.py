@@ -6,11 +6,15 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from fakes import FakeText
 
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS
+from stgnn.features.profiles import poi_texts
 from stgnn.graph.hetero import build_hetero_graph
+from stgnn.inputs import InputSpec, build_inputs
 from stgnn.models.stgnn import STGNN, HeteroGraphEncoder
+from stgnn.registry import build_for_split
 
 
 @pytest.fixture(scope="module")
@@ -210,22 +214,27 @@ def test_cuda_scores_match_cpu(synthetic_split, graph, batch):
     assert gpu.device.type == "cuda" and torch.allclose(cpu, gpu.cpu(), atol=1e-4)
 
 
-def test_from_split_embeds_poi_texts_with_a_text_encoder(synthetic_split, monkeypatch):
-    import stgnn.features.text as text_mod
-
-    seen = {}
-
-    class Fake:
-        def encode(self, texts):
-            seen["texts"] = list(texts)
-            return torch.ones(len(texts), 5)
-
-    monkeypatch.setattr(text_mod, "make_text_encoder", lambda spec: seen.setdefault("spec", spec) and Fake())
-    m = STGNN.from_split(synthetic_split, dim=8, graph="none", text_model="fake-spec", text_profile=False)
-    assert seen["spec"] == "fake-spec" and len(seen["texts"]) == synthetic_split.num_pois
+def test_text_vectors_come_from_the_builder_when_a_text_model_is_named(synthetic_split):
+    assert STGNN.input_spec(graph="none", text_model="fake-spec", text_profile=False) == \
+        InputSpec(graph=False, text="fake-spec", text_profile=False)
+    assert STGNN.input_spec(text_model="fake-spec", text="none").text is None   # text switched off
+    assert STGNN.input_spec().text is None and STGNN.input_spec(snapshots=3).snapshots == 3
+    fake = FakeText(dim=5)
+    m = build_for_split(STGNN, synthetic_split, text_encoder=fake, dim=8, graph="none", text_model="fake-spec",
+                        text_profile=False)
+    assert fake.calls == 1 and len(fake.texts) == synthetic_split.num_pois
+    assert fake.texts == poi_texts(synthetic_split, profile=False)
     assert m.text_emb.shape == (synthetic_split.num_pois, 5) and m.text_proj.in_features == 5
-    plain = STGNN.from_split(synthetic_split, dim=8, graph="none")
+    plain = build_for_split(STGNN, synthetic_split, dim=8, graph="none")
     assert plain.text_emb is None
+
+
+def test_prepare_says_what_the_inputs_lack(synthetic_split):
+    bare = build_inputs(synthetic_split)   # statistics only
+    with pytest.raises(ValueError, match=r"graph='temporal'\) needs inputs built with the graph"):
+        STGNN.from_inputs(bare, dim=8)
+    with pytest.raises(ValueError, match="needs inputs built with snapshots"):
+        STGNN.from_inputs(bare, dim=8, graph="none", snapshots=2)
 
 
 def test_cold_pois_get_scores_and_their_text_reaches_them(cold_split):
@@ -340,7 +349,7 @@ def test_id_dropout_scores_unseen_pois_from_content_only(cold_split):
     split = cold_split
     g = build_hetero_graph(split, parts=(0,))
     m = make(split, g, id_dropout=0.3)
-    m.fit_data(split)
+    m.prepare(build_inputs(split, InputSpec(graph=True)))
     cold = torch.as_tensor(np.setdiff1d(np.arange(split.num_pois), split.poi[split.part == 0]))
     assert len(cold) > 0 and int((~m.poi_seen).sum()) == len(cold) and not m.poi_seen[cold].any()
     targets = split.samples["test"][split.flags["cold_poi"]][:4]
@@ -358,7 +367,7 @@ def test_id_dropout_scores_unseen_pois_from_content_only(cold_split):
 
 def test_id_dropout_drops_ids_in_training_steps_only(synthetic_split, graph, batch):
     m = make(synthetic_split, graph, id_dropout=0.5)
-    m.fit_data(synthetic_split)
+    m.prepare(build_inputs(synthetic_split, InputSpec(graph=True)))
     m.train()
     torch.manual_seed(1)
     m.loss(batch).backward()
