@@ -70,7 +70,8 @@ class Batch:
     target_time_known: bool
 
     def __post_init__(self) -> None:
-        if self.target_time_known != (self.target_ts is not None) or (self.target_ts is None) != (self.target_tz is None):
+        given = (self.target_ts is not None, self.target_tz is not None)
+        if given != (self.target_time_known, self.target_time_known):
             raise ValueError("a Batch carries target_ts and target_tz exactly when target_time_known is True")
 
     def __len__(self) -> int:

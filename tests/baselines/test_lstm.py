@@ -86,7 +86,8 @@ def test_learns_planted_sequence_rule(cycle) -> None:
 def test_beats_pop_on_synthetic(synthetic_split) -> None:
     pop = build_for_split(Pop, synthetic_split)
     torch.manual_seed(0)
-    model = train_steps(build_for_split(LSTM, synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32), synthetic_split,
+    model = train_steps(build_for_split(LSTM, synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32),
+                        synthetic_split,
                         epochs=2, lr=0.01, batch_size=128, max_len=16, hist_len=0)
     _, mrr_pop = acc_mrr(ranks(pop, synthetic_split, "test"))
     _, mrr_lstm = acc_mrr(ranks(model, synthetic_split, "test", max_len=16, hist_len=0))

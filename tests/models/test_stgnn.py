@@ -13,7 +13,9 @@ from stgnn.data.split import PARTS
 from stgnn.features.profiles import poi_texts
 from stgnn.graph.hetero import build_hetero_graph
 from stgnn.inputs import InputSpec, build_inputs
-from stgnn.models.stgnn import STGNN, HeteroGraphEncoder
+from stgnn.models.graph_encoder import HeteroGraphEncoder
+from stgnn.models.sampled_encoding import needed_nodes
+from stgnn.models.stgnn import STGNN
 from stgnn.registry import build_for_split
 
 
@@ -279,7 +281,7 @@ def test_sampled_graph_trains_with_sampled_softmax_and_caches_eval(synthetic_spl
     m = make(synthetic_split, graph, graph_layers=2, sampling="sampled", fanout=[3, 2], num_sampled=16)
     opt = torch.optim.Adam(m.parameters(), 5e-3)
     b = SampleLoader(synthetic_split, "train", batch_size=64).make_batch(synthetic_split.samples["train"][:64])
-    need = m._needed_nodes(b)
+    need = needed_nodes(b, m.num_pois, m.num_sampled)
     assert len(need["poi"]) < synthetic_split.num_pois  # only what the step reads is encoded
     for _ in range(3):
         opt.zero_grad()
@@ -330,7 +332,7 @@ def test_snapshot_cells_train_and_ignore_the_future(synthetic_split, graph, batc
         return m
 
     m = build(synthetic_split, graph)
-    assert len(m.snap) == 3
+    assert len(m.snapshot_edges) == 3
     b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
     m.loss(b).backward()
     cell_grads = [p.grad for p in m.cell.parameters() if p.requires_grad]
