@@ -60,15 +60,16 @@ def raw_file_hash(path: Path, processed_dir: Path) -> str:
     return digest
 
 
-def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True) -> tuple[str, Path | None]:
+def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True,
+                data_dir: str | os.PathLike | None = None) -> tuple[str, Path | None]:
     """``(dataset name, raw file)`` of a source spec; the file is ``None`` for ``"synthetic"``."""
     from stgnn.data.sources import fetch_gowalla, fetch_tsmc2014
 
     key = str(source).lower()
     if key in ("nyc", "tky"):
-        return key, fetch_tsmc2014(key.upper(), root=root, download=download)
+        return key, fetch_tsmc2014(key.upper(), root=root, download=download, data_dir=data_dir)
     if key == "gowalla":
-        return key, fetch_gowalla(root=root, download=download)
+        return key, fetch_gowalla(root=root, download=download, data_dir=data_dir)
     if key == "synthetic":
         return key, None
     path = Path(source)
@@ -85,7 +86,8 @@ def cache_key(raw_sha: str, protocol: ProtocolConfig, load_kw: dict[str, Any]) -
 
 
 def prepare(source: str | os.PathLike, protocol: ProtocolConfig | None = None, root: str | os.PathLike = "data",
-            force_reload: bool = False, download: bool = True, **load_kw: Any) -> Split:
+            force_reload: bool = False, download: bool = True, data_dir: str | os.PathLike | None = None,
+            **load_kw: Any) -> Split:
     """The :class:`Split` of ``source`` under ``protocol``, from the cache when valid.
 
     Args:
@@ -95,6 +97,7 @@ def prepare(source: str | os.PathLike, protocol: ProtocolConfig | None = None, r
         root: dataset folder holding ``raw/`` and ``processed/``.
         force_reload: rebuild even if a valid processed file exists.
         download: let a fetcher download a missing raw file into ``root/raw``.
+        data_dir: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``).
         load_kw: loader options (e.g. ``drop_duplicates=False``; generator arguments for
             ``"synthetic"``); part of the cache key.
 
@@ -105,7 +108,7 @@ def prepare(source: str | os.PathLike, protocol: ProtocolConfig | None = None, r
     root = Path(root)
     processed = root / "processed"
     processed.mkdir(parents=True, exist_ok=True)
-    name, raw_path = resolve_raw(source, root, download)
+    name, raw_path = resolve_raw(source, root, download, data_dir)
     raw_sha = raw_file_hash(raw_path, processed) if raw_path is not None else "generated"
     key = cache_key(raw_sha, protocol, load_kw)
     data_path, manifest_path = processed / f"{name}-{key}.npz", processed / f"{name}-{key}.json"

@@ -19,7 +19,7 @@ from stgnn.data.sources.synthetic import generate
 from stgnn.data.validate import GZIP_MAGIC, decode
 
 NAMES = ("nyc", "tky", "gowalla", "synthetic")
-_FETCH_KW = ("root", "download")
+_FETCH_KW = ("root", "download", "data_dir")
 
 __all__ = ["NAMES", "load_source", "sniff_format", "load_tsmc2014", "fetch_tsmc2014",
            "load_gowalla", "fetch_gowalla", "load_table", "generate"]
@@ -33,7 +33,7 @@ def load_source(spec: str | Path, **kw: Any) -> CheckinTable:
             ``"gowalla"`` (:func:`fetch_gowalla`), ``"synthetic"`` (:func:`generate`, ``kw`` are
             its arguments), or a path: TSMC2014 and Gowalla files are recognised from their
             first lines; ``.csv``/``.tsv``/``.parquet`` need ``columns=`` (see :func:`load_table`).
-        kw: ``root``/``download`` go to the fetcher; the rest to the loader.
+        kw: ``root``/``download``/``data_dir`` go to the fetcher; the rest to the loader.
     """
     fetch_kw = {k: kw.pop(k) for k in _FETCH_KW if k in kw}
     key = str(spec).lower()
