@@ -162,8 +162,10 @@ def test_resolve():
 
 
 def test_input_options_go_to_the_builder_not_the_constructor(base_split):
-    assert input_spec("pop") == InputSpec() and input_spec("stgnn", graph="none") == InputSpec()
-    assert input_spec("stgnn", snapshots=3, text_model="minilm") == InputSpec(graph=True, snapshots=3, text="minilm")
+    assert input_spec("pop") == InputSpec()
+    assert input_spec("stgnn", graph="none", space_enc="none") == InputSpec()
+    assert input_spec("stgnn", snapshots=3, text_model="minilm", dist_matrix_max_pois=9) == \
+        InputSpec(graph=True, snapshots=3, text="minilm", dist_table_max_pois=9)
     inputs = build_inputs(base_split, input_spec("stgnn", graph="none"))
     model = build_model("stgnn", inputs, dim=8, graph="none", text_profile=False)  # not a constructor keyword
     assert model.text_emb is None

@@ -68,6 +68,16 @@ def dist_bucket_table(lat: Tensor, lon: Tensor, chunk: int = 512) -> Tensor:
     return out
 
 
+def dist_bucket_pairs(lat: Tensor, lon: Tensor, a: Tensor, b: Tensor, table: Tensor | None = None) -> Tensor:
+    """:func:`dist_bucket` between points ``a`` and ``b`` (index tensors, broadcast) of
+    ``(P,)`` coordinates: read from a :func:`dist_bucket_table` when one (non-empty) is given,
+    else computed in float64. Shapes: ``broadcast(a, b)`` int64."""
+    if table is not None and table.numel():
+        return table[a, b].long()
+    lat, lon = lat.double(), lon.double()
+    return dist_bucket(haversine_or_zero(lat[a], lon[a], lat[b], lon[b]))
+
+
 def pairwise_haversine(lat1: ArrayT, lon1: ArrayT, lat2: ArrayT, lon2: ArrayT) -> ArrayT:
     """All-pairs great-circle distances in km.
 

@@ -14,6 +14,7 @@ import torch
 
 from stgnn.data.split import PARTS, Split
 from stgnn.features.profiles import poi_texts
+from stgnn.features.space import dist_bucket_table
 from stgnn.features.text import TextEncoder, make_text_encoder
 from stgnn.graph.hetero import build_hetero_graph
 from stgnn.graph.snapshots import transition_snapshots
@@ -83,6 +84,9 @@ def build_inputs(split: Split, spec: InputSpec | None = None, *,
         out.graph = build_hetero_graph(split, parts=TRAIN_PARTS)
     if spec.snapshots > 0:
         out.snapshots = transition_snapshots(split, spec.snapshot_days, spec.snapshots, parts=TRAIN_PARTS)
+    if 0 < split.num_pois <= spec.dist_table_max_pois:
+        # from float32 coordinates, as a model holds them, so both compute the same table
+        out.dist_table = dist_bucket_table(out.poi_lat.float(), out.poi_lon.float())
     if spec.text is not None:
         out.text = poi_text_vectors(split, text_encoder if text_encoder is not None else spec.text, spec.text_profile)
     return out

@@ -36,6 +36,8 @@ class InputSpec:
         snapshots: number of weekly POI-transition snapshots of the training period
             (:func:`stgnn.graph.snapshots.transition_snapshots`); 0: none.
         snapshot_days: window (and stride) of the snapshots.
+        dist_table_max_pois: build the ``(P, P)`` uint8 POI distance-bucket table
+            (:func:`stgnn.features.space.dist_bucket_table`) when ``P`` is at most this (0: never).
         text: a text-encoder spec (:func:`stgnn.features.text.make_text_encoder`) whose vectors of
             the POIs' texts the model reads; ``None``: no text vectors.
         text_profile: embed the templated training-period POI profile rather than the bare name.
@@ -44,6 +46,7 @@ class InputSpec:
     graph: bool = False
     snapshots: int = 0
     snapshot_days: float = 7.0
+    dist_table_max_pois: int = 0
     text: str | None = None
     text_profile: bool = True
 
@@ -87,6 +90,8 @@ class ModelInputs:
         graph: the training graph when ``spec.graph`` (else ``None``).
         snapshots: ``[(edge_index (2, E_i), count (E_i,)), ...]`` oldest first, when
             ``spec.snapshots``.
+        dist_table: ``(P, P)`` uint8 distance buckets between POIs when ``spec`` asks for it; not
+            saved (:meth:`save`): a model that wants it recomputes it from the coordinates.
         text: ``(P, D)`` float32 POI text vectors when ``spec.text``.
         source: provenance (split name, fingerprint, protocol); not read by models.
     """
@@ -101,6 +106,7 @@ class ModelInputs:
     spec: InputSpec = field(default_factory=InputSpec)
     graph: HeteroData | None = None
     snapshots: list[tuple[Tensor, Tensor]] | None = None
+    dist_table: Tensor | None = None
     text: Tensor | None = None
     source: dict[str, Any] = field(default_factory=dict)
 
@@ -121,7 +127,7 @@ class ModelInputs:
     def to_state(self) -> dict[str, Any]:
         """A dict of tensors, numbers and strings (what :meth:`save` writes)."""
         state: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                 if f.name not in ("stats", "spec", "graph")}
+                                 if f.name not in ("stats", "spec", "graph", "dist_table")}
         state.update(format=INPUTS_FORMAT_VERSION, stats=asdict(self.stats), spec=asdict(self.spec),
                      graph=self.graph.to_dict() if self.graph is not None else None)
         return state

@@ -26,16 +26,14 @@ Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``
 or dotted path that :func:`stgnn.layers.resolve` accepts). Branches use the layer's capability
 flags, never its name.
 
-Dynamic graph: ``snapshots=K`` adds a recurrent graph cell (``temporal_cell``: our
-``graph_gru`` with any conv, or torch-geometric-temporal's ``gconvgru`` / ``tgcn`` /
-``evolvegcno``, see :mod:`stgnn.layers.temporal_cells`) run over the POI transition graphs of
-the last ``K`` training weeks; its final state is added to the POI representations.
+Dynamic graph: ``snapshots=K`` adds a recurrent graph cell (``temporal_cell``, see
+:mod:`stgnn.layers.temporal_cells`) run over the POI transition graphs of the last ``K`` training
+weeks; its final state is added to the POI representations.
 
 Cold start: ``id_dropout=p`` (DropoutNet-style) drops each POI's id embedding and bias with
 probability ``p`` per training step, so the model learns to score a POI from its content (text,
-category, region, coordinates and neighbours through the graph); at evaluation, POIs without a
-training check-in are scored from content only, as their id embedding and bias were trained
-only as negatives.
+category, region, coordinates, graph neighbours); at evaluation, POIs without a training
+check-in are scored from content only (their ids were trained only as negatives).
 
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) encodes only the
 nodes a step needs, on sampled neighbourhoods (:mod:`stgnn.models.sampled_encoding`; evaluation
@@ -59,7 +57,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from stgnn.data.batch import Batch
-from stgnn.features.space import N_DIST_BUCKETS, dist_bucket, dist_bucket_table, haversine_or_zero
+from stgnn.features.space import N_DIST_BUCKETS, dist_bucket_pairs, dist_bucket_table
 from stgnn.features.time import HOURS_PER_WEEK, N_TIME_BUCKETS, hour_of_week, time_bucket
 from stgnn.inputs import InputSpec, ModelInputs
 from stgnn.layers import resolve
@@ -106,6 +104,11 @@ class STGNN(Recommender):
         dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
             table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
         graph_data: the training graph now (else :meth:`prepare` / :meth:`attach_graph`).
+        text_model, text_profile: options of the builder (:meth:`input_spec`), not the constructor:
+            a :func:`~stgnn.features.text.make_text_encoder` spec (``"minilm"``, ``"hf:<path>"``...)
+            whose vectors of the POIs' texts become ``text_emb`` (``None``: no language model), of
+            the training-period profiles ("Coffee Shop in <region>, busiest 8-10 am on weekdays")
+            unless ``text_profile=False`` (then the bare category/venue names).
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
 
     Shapes:
@@ -184,30 +187,25 @@ class STGNN(Recommender):
         self.register_buffer("poi_lat", torch.zeros(num_pois))
         self.register_buffer("poi_lon", torch.zeros(num_pois))
         # (P, P) uint8 distance bucket between every two POIs (25 MB for NYC), so candidate-side
-        # distances cost a row gather per sample instead of (B, P) trigonometry each step
-        self.has_dist_table = num_pois <= dist_matrix_max_pois
-        self.register_buffer("poi_dist_bucket", torch.zeros((num_pois, num_pois) if self.has_dist_table else (0, 0),
-                                                            dtype=torch.uint8), persistent=False)
+        # distances cost a row gather per sample instead of (B, P) trigonometry each step; set by
+        # attach_coordinates (the builder makes it once for every run sharing the inputs)
+        self.dist_matrix_max_pois = dist_matrix_max_pois
+        self.register_buffer("poi_dist_bucket", torch.zeros((0, 0), dtype=torch.uint8), persistent=False)
         if graph_data is not None:
             self.attach_graph(graph_data)
 
     # ------------------------------------------------------------------ data
     @classmethod
     def input_spec(cls, *, graph: str = "temporal", text: str = "given", text_emb: Tensor | None = None,
-                   snapshots: int = 0, snapshot_days: float = 7.0, text_model: str | None = None,
-                   text_profile: bool = True, **_: Any) -> InputSpec:
+                   snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
+                   dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool = True,
+                   **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
-        the POIs' text vectors when ``text_model`` names an encoder (and ``text`` is on).
-
-        Args:
-            text_model: a :func:`stgnn.features.text.make_text_encoder` spec (``"minilm"``,
-                ``"hf:<name or path>"``...) to embed every POI's text as ``text_emb``; ``None``
-                (default) uses no language-model features unless ``text_emb`` is passed.
-            text_profile: embed the templated training-period profile ("Coffee Shop in <region>,
-                busiest 8-10 am on weekdays") rather than the bare category/venue name.
-        """
+        the POI distance-bucket table when distances are encoded; the POIs' text vectors when
+        ``text_model`` names an encoder (and ``text`` is on)."""
         wants_text = text_model is not None and text_emb is None and text != "none"
         return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
+                         dist_table_max_pois=dist_matrix_max_pois if space_enc != "none" else 0,
                          text=text_model if wants_text else None, text_profile=text_profile)
 
     @classmethod
@@ -222,27 +220,38 @@ class STGNN(Recommender):
 
     def prepare(self, inputs: ModelInputs) -> None:
         """POI coordinates, the POIs seen in training, the snapshots and the training graph."""
-        self.attach_coordinates(inputs.poi_lat, inputs.poi_lon)
+        missing = inputs.missing(InputSpec(graph=self.opts["graph"] != "none", snapshots=self.snapshots,
+                                           snapshot_days=self.snapshot_days))
+        if missing:
+            raise ValueError(f"STGNN needs {' and '.join(missing)}, which these inputs lack; build them with "
+                             "build_inputs(split, STGNN.input_spec(**kwargs))")
+        self.attach_coordinates(inputs.poi_lat, inputs.poi_lon, inputs.dist_table,
+                                build_table=self.opts["space_enc"] != "none")
         self.poi_seen = (inputs.stats.poi_count > 0).to(self.poi_bias.device)
         if self.cell is not None:
-            if inputs.snapshots is None:
-                raise ValueError(f"STGNN(snapshots={self.snapshots}) needs inputs built with snapshots: "
-                                 "build_inputs(split, STGNN.input_spec(**kwargs))")
             self.attach_snapshots(inputs.snapshots)
         if self.opts["graph"] != "none":
-            if inputs.graph is None:
-                raise ValueError(f"STGNN(graph={self.opts['graph']!r}) needs inputs built with the graph: "
-                                 "build_inputs(split, STGNN.input_spec(**kwargs))")
             self.attach_graph(inputs.graph)
 
-    def attach_coordinates(self, lat: Tensor, lon: Tensor) -> None:
-        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their distance buckets."""
+    def attach_coordinates(self, lat: Tensor, lon: Tensor, dist_table: Tensor | None = None,
+                           build_table: bool = True) -> None:
+        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their ``(P, P)``
+        distance-bucket table: ``dist_table`` when given (the builder's), else computed when
+        ``build_table`` and ``num_pois <= dist_matrix_max_pois`` (else distances are computed per
+        batch, if at all)."""
         if lat.shape != (self.num_pois,) or lon.shape != (self.num_pois,):
             raise ValueError(f"coordinates must be ({self.num_pois},), got {tuple(lat.shape)} and {tuple(lon.shape)}")
         self.poi_lat = lat.to(self.poi_lat.device, torch.float32)
         self.poi_lon = lon.to(self.poi_lon.device, torch.float32)
-        if self.has_dist_table:
-            self.poi_dist_bucket = dist_bucket_table(self.poi_lat, self.poi_lon)
+        if dist_table is None and build_table and self.num_pois <= self.dist_matrix_max_pois:
+            dist_table = dist_bucket_table(self.poi_lat, self.poi_lon)
+        self.poi_dist_bucket = (dist_table if dist_table is not None else self.poi_dist_bucket[:0, :0]).to(
+            self.poi_lat.device)
+
+    @property
+    def has_dist_table(self) -> bool:
+        """Whether the ``(P, P)`` distance-bucket table is held (else distances per batch)."""
+        return self.poi_dist_bucket.numel() > 0
 
     def dist_rows(self, a: Tensor) -> Tensor:
         """``(*a, P)`` int64 distance bucket from each POI in ``a`` to every POI."""
@@ -252,10 +261,7 @@ class STGNN(Recommender):
 
     def dist_pairs(self, a: Tensor, b: Tensor) -> Tensor:
         """Distance bucket between POIs ``a`` and ``b`` (broadcast shapes), int64."""
-        if self.has_dist_table:
-            return self.poi_dist_bucket[a, b].long()
-        lat, lon = self.poi_lat.double(), self.poi_lon.double()
-        return dist_bucket(haversine_or_zero(lat[a], lon[a], lat[b], lon[b]))
+        return dist_bucket_pairs(self.poi_lat, self.poi_lon, a, b, self.poi_dist_bucket)
 
     def attach_snapshots(self, snaps: list[tuple[Tensor, Tensor]]) -> None:
         """Use ``[(edge_index (2, E_i), count (E_i,)), ...]`` (oldest first) as the snapshots the
@@ -347,13 +353,9 @@ class STGNN(Recommender):
         return {**G, "poi": self.cell_norm(G["poi"] + h)}
 
     def _encode_structure(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward.
-
-        Full-batch, every node is encoded. When the graph is sampled, only the ``need``
-        ``{"user"|"poi": ids}`` nodes are encoded on sampled neighbourhoods (the other rows hold
-        their graph-free inputs and are not used); in eval mode every node is encoded once, in
-        chunks, and cached until the next ``train()``.
-        """
+        """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward: every
+        node full-batch; sampled, only the ``need`` ``{"user"|"poi": ids}`` nodes (the other rows
+        hold their graph-free inputs, unused), and in eval mode every node once, cached until ``train()``."""
         if self.graph_encoder is None:
             if self.opts["graph"] != "none":
                 raise RuntimeError("STGNN needs its training graph: build it with STGNN.from_inputs(inputs) "

@@ -83,3 +83,17 @@ def test_save_and_load_round_trip(synthetic_split, tmp_path):
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(inputs.snapshots, back.snapshots))
     with pytest.raises(ValueError, match="format"):
         ModelInputs.from_state({**inputs.to_state(), "format": 99})
+
+
+def test_the_distance_table_is_built_once_and_is_the_one_a_model_would_compute(synthetic_split):
+    from stgnn.features.space import dist_bucket_table
+    from stgnn.registry import build_model, input_spec
+
+    spec = input_spec("stgnn", graph="none")
+    assert spec.dist_table_max_pois == 20_000 and input_spec("stgnn", space_enc="none").dist_table_max_pois == 0
+    inputs = build_inputs(synthetic_split, spec)
+    lat, lon = (torch.as_tensor(v).float() for v in (synthetic_split.poi_lat, synthetic_split.poi_lon))
+    assert torch.equal(inputs.dist_table, dist_bucket_table(lat, lon))
+    model = build_model("stgnn", inputs, dim=8, graph="none")
+    assert model.poi_dist_bucket.data_ptr() == inputs.dist_table.data_ptr()   # shared, not recomputed
+    assert build_inputs(synthetic_split, InputSpec(dist_table_max_pois=10)).dist_table is None  # too many POIs

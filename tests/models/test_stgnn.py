@@ -207,7 +207,7 @@ def test_cuda_scores_match_cpu(synthetic_split, graph, batch):
 
 def test_text_vectors_come_from_the_builder_when_a_text_model_is_named(synthetic_split):
     assert STGNN.input_spec(graph="none", text_model="fake-spec", text_profile=False) == \
-        InputSpec(graph=False, text="fake-spec", text_profile=False)
+        InputSpec(graph=False, text="fake-spec", text_profile=False, dist_table_max_pois=20_000)
     assert STGNN.input_spec(text_model="fake-spec", text="none").text is None   # text switched off
     assert STGNN.input_spec().text is None and STGNN.input_spec(snapshots=3).snapshots == 3
     fake = FakeText(dim=5)
@@ -222,9 +222,9 @@ def test_text_vectors_come_from_the_builder_when_a_text_model_is_named(synthetic
 
 def test_prepare_says_what_the_inputs_lack(synthetic_split):
     bare = build_inputs(synthetic_split)   # statistics only
-    with pytest.raises(ValueError, match=r"graph='temporal'\) needs inputs built with the graph"):
+    with pytest.raises(ValueError, match=r"STGNN needs graph, which these inputs lack; build them with"):
         STGNN.from_inputs(bare, dim=8)
-    with pytest.raises(ValueError, match="needs inputs built with snapshots"):
+    with pytest.raises(ValueError, match=r"needs snapshots \(2 x 7.0 days\), which"):
         STGNN.from_inputs(bare, dim=8, graph="none", snapshots=2)
 
 
