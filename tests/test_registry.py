@@ -24,7 +24,7 @@ from modelkit import Trajectory, perturb, tiny_split, train_steps
 import stgnn.baselines
 import stgnn.models
 from stgnn.baselines import LSTM, MFBPR, Pop, UserHistory
-from stgnn.data.batch import SampleLoader
+from stgnn.data.batch import Batch, SampleLoader
 from stgnn.data.split import PARTS, Split
 from stgnn.inputs import InputSpec, ModelInputs, build_inputs
 from stgnn.models.base import Recommender
@@ -244,3 +244,29 @@ def test_rebuilt_from_saved_inputs_without_the_split(case: str, base_split: Spli
     served = build_model(name, ModelInputs.load(tmp_path / "inputs.pt"), **kw)
     served.load_state_dict(trained.state_dict())
     _assert_same(_scores_by_key(trained, base_split, "test"), _scores_by_key(served.eval(), base_split, "test"))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_batch_from_raw_sequences_scores_like_the_loaders(case: str, base_split: Split) -> None:
+    """What serving does per request: the prefix, the visible history and (for a model that reads
+    it) the query time, from a store instead of a split, give the loader's scores."""
+    s = base_split
+    model = _build(case, s)
+    time_known = model.uses_target_time
+    targets = s.samples["test"]
+    loader = SampleLoader(s, targets, target_time="known" if time_known else "hidden")
+
+    def seq(idx):
+        return s.poi[idx], s.ts[idx], s.tz_offset_min[idx], s.category[idx]
+
+    prefixes, histories = [], []
+    for j in targets:
+        start, u = s.prefix_start(np.array([j]))[0], s.user[j]
+        hist = np.arange(s.user_ptr[u], start)
+        prefixes.append(seq(np.arange(start, j)))
+        histories.append(seq(hist[s.part[hist] == PARTS["train"]]))   # what train_only lets it see
+    live = Batch.from_sequences(s.user[targets], prefixes, histories, s.poi_category, s.poi_lat, s.poi_lon,
+                                max_len=loader.max_len, hist_len=loader.hist_len,
+                                query_times=list(zip(s.ts[targets], s.tz_offset_min[targets])) if time_known else None)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(live), model.score(loader.make_batch(targets)), rtol=1e-5, atol=1e-6)

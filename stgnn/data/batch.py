@@ -20,7 +20,7 @@ The loader enforces the information setting (:mod:`stgnn.data.information`):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -86,6 +86,38 @@ class Batch:
         """``(B,)`` the most recent check-in of the prefix."""
         return self.poi.gather(1, (self.length - 1).clamp(min=0)[:, None]).squeeze(1)
 
+    @classmethod
+    def from_sequences(cls, users: Sequence[int], prefixes: Sequence[Checkins], histories: Sequence[Checkins] | None,
+                       poi_category: np.ndarray, poi_lat: np.ndarray, poi_lon: np.ndarray, *, max_len: int = 64,
+                       hist_len: int = 128, query_times: Sequence[tuple[int, int]] | None = None) -> "Batch":
+        """A batch from raw check-in sequences, without a split (a live request, a replay).
+
+        Each prefix / history is ``(poi, ts, tz)`` (three equal-length 1-D arrays, oldest first;
+        a 4th array, per-check-in categories, is optional: default the POI's ``poi_category``).
+        The history is what the sample may see (the caller's store enforces the information
+        setting); the last ``max_len`` / ``hist_len`` check-ins are kept, right-padded with zeros.
+        ``query_times`` ``[(ts, tz), ...]``: the time each answer is for (``target_time_known``);
+        ``None``: unknown, and models query at the last check-in. ``target_poi`` is 0 (no label)
+        and ``index`` is -1 (no split sample).
+        """
+        if any(len(p[0]) == 0 for p in prefixes):
+            raise ValueError("every request needs at least one check-in in its prefix")
+        if hist_len == 0 or histories is None:
+            histories = [(np.zeros(0, np.int64),) * 3 for _ in prefixes]
+        B, t = len(users), torch.from_numpy
+        pre, pmask = _pad([_tail(p, max_len, poi_category) for p in prefixes])
+        hist, hmask = _pad([_tail(h, hist_len, poi_category) for h in histories])
+        known = query_times is not None
+        q = np.asarray(query_times if known else np.zeros((B, 2)), dtype=np.int64).reshape(B, 2)
+        return cls(index=t(np.full(B, -1, np.int64)), user=t(np.asarray(users, dtype=np.int64)),
+                   poi=t(pre[0]), category=t(pre[3]), ts=t(pre[1]), tz=t(pre[2]),
+                   lat=t(np.asarray(poi_lat, np.float32)[pre[0]]), lon=t(np.asarray(poi_lon, np.float32)[pre[0]]),
+                   mask=t(pmask), length=t(pmask.sum(1).astype(np.int64)),
+                   hist_poi=t(hist[0]), hist_category=t(hist[3]), hist_ts=t(hist[1]), hist_tz=t(hist[2]),
+                   hist_mask=t(hmask), target_poi=torch.zeros(B, dtype=torch.int64),
+                   target_ts=t(q[:, 0].copy()) if known else None, target_tz=t(q[:, 1].copy()) if known else None,
+                   target_time_known=known)
+
     def query_time(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B,)`` time and ``(B,)`` tz offset the scores are asked for: the target's when it is
         known, else the last prefix check-in's ("where next, from here and now")."""
@@ -93,6 +125,28 @@ class Batch:
             return self.target_ts, self.target_tz
         last = (self.length - 1).clamp(min=0)[:, None]
         return self.ts.gather(1, last)[:, 0], self.tz.gather(1, last)[:, 0]
+
+
+Checkins = tuple[np.ndarray, ...]  # (poi, ts, tz[, category]) 1-D arrays of one sequence, oldest first
+
+
+def _tail(seq: Checkins, n: int, poi_category: np.ndarray) -> list[np.ndarray]:
+    """The last ``n`` check-ins of ``seq`` as int64 (poi, ts, tz, category) arrays."""
+    poi, ts, tz = (np.asarray(a, dtype=np.int64)[max(len(seq[0]) - n, 0):] for a in seq[:3])
+    cat = np.asarray(seq[3], dtype=np.int64)[max(len(seq[0]) - n, 0):] if len(seq) > 3 else \
+        np.asarray(poi_category, dtype=np.int64)[poi]
+    return [poi, ts, tz, cat]
+
+
+def _pad(seqs: list[list[np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Right-pad sequences of (poi, ts, tz, category) arrays to ``(B, W)`` each (``W >= 1``) and their mask."""
+    width = max([len(s[0]) for s in seqs] + [1])
+    mask = np.arange(width)[None, :] < np.array([len(s[0]) for s in seqs])[:, None]   # (B, W)
+    out = [np.zeros((len(seqs), width), dtype=np.int64) for _ in range(4)]
+    for i, s in enumerate(seqs):
+        for k in range(4):
+            out[k][i, :len(s[k])] = s[k]
+    return out, mask
 
 
 def _gather_padded(starts: np.ndarray, ends: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
