@@ -79,7 +79,9 @@ def build_inputs(split: Split, spec: InputSpec | None = None, *,
         poi_lat=torch.as_tensor(np.asarray(split.poi_lat, dtype=np.float64)),
         poi_lon=torch.as_tensor(np.asarray(split.poi_lon, dtype=np.float64)),
         poi_category=torch.as_tensor(np.asarray(split.poi_category, dtype=np.int64)),
-        stats=train_stats(split), spec=spec, source=_source(split))
+        stats=train_stats(split), spec=spec, source=_source(split),
+        user_ids=[str(u) for u in split.user_ids], poi_ids=[str(p) for p in split.poi_ids],
+        category_names=[str(c) for c in split.category_names])
     if spec.graph:
         out.graph = build_hetero_graph(split, parts=TRAIN_PARTS)
     if spec.snapshots > 0:

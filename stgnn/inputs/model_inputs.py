@@ -83,6 +83,8 @@ class ModelInputs:
 
     Attributes:
         num_users, num_pois, num_categories: id-space sizes.
+        user_ids, poi_ids, category_names: the raw id (name) of each integer id, so a service
+            maps requests and answers without the split.
         poi_lat, poi_lon: ``(P,)`` float64 degrees (NaN: unknown).
         poi_category: ``(P,)`` int64 most frequent category of each POI.
         stats: :class:`TrainStats`.
@@ -103,6 +105,9 @@ class ModelInputs:
     poi_lon: Tensor
     poi_category: Tensor
     stats: TrainStats
+    user_ids: list[str] = field(default_factory=list)
+    poi_ids: list[str] = field(default_factory=list)
+    category_names: list[str] = field(default_factory=list)
     spec: InputSpec = field(default_factory=InputSpec)
     graph: HeteroData | None = None
     snapshots: list[tuple[Tensor, Tensor]] | None = None

@@ -72,6 +72,8 @@ def test_save_and_load_round_trip(synthetic_split, tmp_path):
     inputs.save(tmp_path / "inputs.pt")
     back = ModelInputs.load(tmp_path / "inputs.pt")
     assert back.spec == inputs.spec and back.source == inputs.source
+    assert back.poi_ids == [str(p) for p in synthetic_split.poi_ids] and back.user_ids == inputs.user_ids
+    assert back.category_names == list(synthetic_split.category_names)
     torch.testing.assert_close(back.poi_lat, inputs.poi_lat, rtol=0, atol=0, equal_nan=True)
     assert torch.equal(back.text, inputs.text) and back.stats.longest_trajectory_s == inputs.stats.longest_trajectory_s
     assert torch.equal(back.stats.trans_count, inputs.stats.trans_count)
