@@ -7,6 +7,7 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
                  "#17becf", "#bcbd22", "#393b79", "#637939", "#7b4173"];
 const OTHER = "#b8bfcc";
 const W = 900, H = 700;
+const SHOWN = 10;                     // check-ins of the current trajectory drawn and listed
 const state = { pois: null, index: new Map(), catColor: [], view: null, user: null, at: null, tz: 0,
                 recs: [], traj: [], selected: null, writesNeedToken: false, busy: false };
 const $ = (id) => document.getElementById(id);
@@ -81,7 +82,7 @@ function svg(tag, attrs, text) {
 function drawOverlay() {
   const g = $("overlay");
   g.replaceChildren();
-  const traj = state.traj.filter((c) => c.lat !== null);
+  const traj = state.traj.slice(-SHOWN).filter((c) => c.lat !== null);
   if (traj.length) {
     const pts = traj.map((c) => project(c.lat, c.lon).map((v) => v.toFixed(1)).join(",")).join(" ");
     g.appendChild(svg("polyline", { points: pts, fill: "none", stroke: "#d62728", "stroke-width": 2.5,
@@ -153,9 +154,12 @@ function whyText(e) {
 }
 
 function renderTrajectory(ctx) {
-  const ol = $("trajectory");
+  const ol = $("trajectory"), all = ctx.trajectory || [];
   ol.replaceChildren();
-  for (const c of ctx.trajectory || []) {
+  const earlier = all.length - SHOWN;
+  $("traj-more").textContent = earlier > 0 ? `(last ${SHOWN} of ${all.length})` : "";
+  ol.start = Math.max(earlier, 0) + 1;
+  for (const c of all.slice(-SHOWN)) {
     const li = document.createElement("li");
     li.textContent = `${c.category} — ${fmtTime(c.ts, state.tz)}`;
     ol.appendChild(li);
