@@ -230,7 +230,7 @@ def create_app(service: Service) -> FastAPI:
                   lat: float | None = Query(None, ge=-90, le=90, description="the user's place (cold start)"),
                   lon: float | None = Query(None, ge=-180, le=180),
                   exclude: str | None = Query(None, description="comma-separated POI ids to leave out"),
-                  explain: bool = True) -> dict[str, Any]:
+                  explain: bool = True) -> JSONResponse:
         rec = service.recommender                  # one model for the whole request (hot swap)
         when = parse_time(at, "at") if at is not None else None
         if (lat is None) != (lon is None):
@@ -238,7 +238,9 @@ def create_app(service: Service) -> FastAPI:
         ex = [p for p in exclude.split(",") if p] if exclude else []
         if len(ex) > MAX_EXCLUDE:
             raise ApiError(422, f"exclude holds {len(ex)} ids; at most {MAX_EXCLUDE}", "exclude")
-        return rec.recommend(_user(user), when, k, ex, at_tz=tz_offset_min, lat=lat, lon=lon, explain=explain)
+        # plain JSON types already: skip FastAPI's recursive jsonable_encoder (a tenth of a request)
+        return JSONResponse(rec.recommend(_user(user), when, k, ex, at_tz=tz_offset_min, lat=lat, lon=lon,
+                                          explain=explain))
 
     @app.get("/users", summary="users with the most stored check-ins")
     def users(limit: int = Query(50, ge=1, le=MAX_LIST), offset: int = Query(0, ge=0)) -> dict[str, Any]:

@@ -18,6 +18,7 @@ trajectory" is the user's previous one.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +81,9 @@ def replay(recs: dict[str, Recommender], split: Any, store: CheckinStore, start:
             progress(f"  {i + 1}/{len(events)} check-ins replayed  {acc}  "
                      f"({time.perf_counter() - t_start:.0f} s)")
     out: dict[str, Any] = {"start": int(start), "end": int(end), "checkins": int(len(events)), "k": k,
-                           "seconds": round(time.perf_counter() - t_start, 1), "models": {}}
+                           "seconds": round(time.perf_counter() - t_start, 1), "models": {},
+                           "torch_threads": torch.get_num_threads(),
+                           "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     for n, rec in recs.items():
         m = metrics_from_ranks(got[n], ks=(1, 5, 10), ndcg_ks=(), precision_f1=False) if len(events) else {}
         ms = lat[n] * 1e3
@@ -136,7 +139,8 @@ def run_replay(run_a: str | Path, run_b: str | Path, start: int | None = None, e
 def format_replay(res: dict[str, Any]) -> str:
     """A small Markdown report of :func:`replay`'s result."""
     lines = [f"Replay of {res['checkins']} check-ins, {res['start']} .. {res['end']} (UTC s), "
-             f"each asked before it was ingested; {res['seconds']} s.", "",
+             f"each asked before it was ingested; {res['seconds']} s with {res.get('torch_threads')} torch "
+             f"thread(s), load average {res.get('load_average_at_end')} at the end.", "",
              "| model | run | Acc@1 | Acc@5 | Acc@10 | MRR | latency p50 / p99 (ms) | cold-start answers |",
              "|---|---|---|---|---|---|---|---|"]
     for n, m in res["models"].items():

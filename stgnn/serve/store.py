@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -38,6 +38,7 @@ MAX_TS = 4_102_444_800        # 2100-01-01 UTC: later (or negative) times are in
 MAX_TZ_MIN = 14 * 60          # UTC-14 .. UTC+14
 MAX_ID_LEN = 128
 MAX_TEXT_LEN = 2_000
+MAX_GROUP = 256               # most write jobs committed together (group commit)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +87,17 @@ class NewCheckin:
     ts: int
     tz: int | None = None
     poi_info: dict[str, Any] | None = None
+
+
+@dataclass
+class _WriteJob:
+    """One ``add_checkins`` call waiting for the writer thread."""
+
+    items: list[NewCheckin]
+    names: list[str] | None
+    results: list[dict[str, Any]] | None = None
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,12 @@ class CheckinStore:
         self._cat_cache: dict[str, int] = {}
         # bumped whenever POIs or categories are added, so id maps built from them know to refresh
         self.version = 0
+        # group commit (add_checkins): queued jobs and the one writer thread that commits them
+        self._queue: list[_WriteJob] = []
+        self._queue_lock = threading.Lock()
+        self._queue_cv = threading.Condition(self._queue_lock)
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     # ------------------------------------------------------------------ connections
     def _conn(self) -> sqlite3.Connection:
@@ -184,7 +202,13 @@ class CheckinStore:
         return conn
 
     def close(self) -> None:
-        """Close every thread's connection (the store is unusable afterwards)."""
+        """Finish queued writes, stop the writer, close every thread's connection (the store is
+        unusable afterwards)."""
+        with self._queue_lock:
+            self._closing = True
+            self._queue_cv.notify_all()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
         with self._conns_lock:
             for c in self._conns:
                 c.close()
@@ -337,30 +361,75 @@ class CheckinStore:
 
     # ------------------------------------------------------------------ check-ins
     def add_checkins(self, items: Sequence[NewCheckin], names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Validate and write ``items`` in one transaction, durable when this returns.
+        """Validate and write ``items`` as one all-or-nothing unit, durable when this returns.
 
         Returns one ``{"id", "status": "created"|"duplicate", "seq"}`` per item, in order. Nothing
         is written when any item is invalid (:class:`StoreError` naming ``<name>.<field>``, the
         name ``checkins[i]`` unless ``names`` gives one per item); a reused id with different
         content is a 409 conflict.
+
+        Group commit: calls from several threads that arrive while a commit is being fsync'd are
+        written together in the next transaction (one savepoint each, so one caller's bad item
+        never affects another's) and share its fsync. Each caller returns after that commit.
         """
-        results: list[dict[str, Any]] = []
+        job = _WriteJob(list(items), list(names) if names else None)
+        with self._queue_lock:
+            self._queue.append(job)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="stgnn-store-writer", daemon=True)
+                self._writer.start()
+            self._queue_cv.notify()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.results is not None
+        return job.results
+
+    def _write_loop(self) -> None:
+        """The single writer: take every queued job, write them in one transaction, commit, wake them."""
+        while True:
+            with self._queue_lock:
+                while not self._queue:
+                    if self._closing:
+                        return
+                    self._queue_cv.wait(timeout=1.0)
+                jobs, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            self._write_group(jobs)
+
+    def _write_group(self, jobs: list["_WriteJob"]) -> None:
+        ok: list[_WriteJob] = []
         with self._write_lock:
             c = self._conn()
-            c.execute("BEGIN IMMEDIATE")
             try:
-                for i, it in enumerate(items):
-                    results.append(self._add_one(c, it, names[i] if names else f"checkins[{i}]"))
+                c.execute("BEGIN IMMEDIATE")
+                for job in jobs:
+                    c.execute("SAVEPOINT job")
+                    try:
+                        job.results = [self._add_one(c, it, job.names[i] if job.names else f"checkins[{i}]")
+                                       for i, it in enumerate(job.items)]
+                        c.execute("RELEASE job")
+                        ok.append(job)
+                    except Exception as e:      # this job's items are undone; the others go on
+                        c.execute("ROLLBACK TO job")
+                        c.execute("RELEASE job")
+                        job.error = e
+                        # POIs/categories it registered were rolled back: forget their cached keys
+                        self._poi_cache.clear()
+                        self._cat_cache.clear()
                 c.execute("COMMIT")
-                if any(r.get("registered_poi") for r in results):
+                if any(r.get("registered_poi") for job in ok for r in job.results or []):
                     self.version += 1
-            except BaseException:
-                c.execute("ROLLBACK")
-                # registered POIs of a failed batch are rolled back too
+            except Exception as e:              # the commit itself failed: nothing of the group is durable
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
                 self._poi_cache.clear()
                 self._cat_cache.clear()
-                raise
-        return results
+                for job in ok:
+                    job.results, job.error = None, StoreError(f"the store could not commit: {e}", status=503)
+        for job in jobs:
+            job.done.set()
 
     def _add_one(self, c: sqlite3.Connection, it: NewCheckin, where: str) -> dict[str, Any]:
         cid = _check_id(it.id, f"{where}.id")

@@ -65,16 +65,21 @@ def _wait(cond, timeout: float = 60.0, what: str = "condition"):
 
 
 FIND_POI = """
+// a POI to click: not recommended, not in the trajectory, drawn inside the map, at least 6 px from
+// every other POI (so the click is unambiguous), the nearest such one to the user's current POI
 const s = window.stgnn.state, p = s.pois, taken = new Set(s.recs.map((r) => r.poi));
 s.traj.forEach((c) => taken.add(c.poi));
 const pos = p.poi.map((id) => window.stgnn.screenPosition(id));
-let best = null, bestGap = 0;
+const cur = s.traj.length ? window.stgnn.screenPosition(s.traj[s.traj.length - 1].poi) : [450, 350];
+let best = null;
 for (let i = 0; i < p.poi.length; i++) {
   const xy = pos[i];
   if (!xy || taken.has(p.poi[i]) || xy[0] < 60 || xy[1] < 60 || xy[0] > 840 || xy[1] > 640) continue;
   let gap = Infinity;
   for (let j = 0; j < p.poi.length; j++) if (j !== i && pos[j]) gap = Math.min(gap, Math.hypot(pos[j][0] - xy[0], pos[j][1] - xy[1]));
-  if (gap > bestGap) { bestGap = gap; best = [p.poi[i], xy[0], xy[1], gap]; }
+  if (gap < 6) continue;
+  const d = Math.hypot(xy[0] - cur[0], xy[1] - cur[1]);
+  if (best === null || d < best[4]) best = [p.poi[i], xy[0], xy[1], gap, d];
 }
 return best;
 """
@@ -112,8 +117,8 @@ def test_page_shows_recommendations_and_a_click_checks_in(browser, serve_runs, t
         status, api = server.get(f"/recommend?user={user}&k=10&at={at}&tz_offset_min={tz}")
         assert status == 200 and [i["poi"] for i in api["items"]] == before
 
-        poi, x, y, gap = d.execute_script(FIND_POI)
-        assert gap > 4
+        poi, x, y, gap, _ = d.execute_script(FIND_POI)
+        assert gap >= 6
         canvas = d.find_element(By.ID, "map")
         w, h = canvas.size["width"], canvas.size["height"]
         version = d.find_element(By.TAG_NAME, "body").get_attribute("data-recs-version")

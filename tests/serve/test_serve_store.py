@@ -139,3 +139,40 @@ def test_reopening_keeps_everything(tmp_path, serve_runs):
         assert s.count() == split.num_checkins + 1
         assert s.has_ids(["keep-me", "seed:0", "nope"]) == {"keep-me", "seed:0"}
         assert s.users(limit=1)[0]["checkins"] == int(np.bincount(split.user).max())
+
+
+def test_group_commit_isolates_each_callers_items(seeded_store, serve_runs, monkeypatch):
+    """Concurrent writers share commits; one caller's bad batch fails alone, the others land."""
+    import threading
+
+    split = serve_runs["split"]
+    poi = str(split.poi_ids[2])
+    groups: list[int] = []
+    real = seeded_store._write_group
+
+    def spy(jobs):
+        groups.append(len(jobs))
+        real(jobs)
+    monkeypatch.setattr(seeded_store, "_write_group", spy)
+    n0 = seeded_store.count()
+    outcome: dict[int, object] = {}
+
+    def writer(w: int) -> None:
+        items = [NewCheckin(id=f"g{w}-{i}", user=f"gu{w}", poi=poi, ts=2_000_000_000 + i) for i in range(5)]
+        if w == 3:
+            items.append(NewCheckin(id="g3-bad", user="gu3", poi="no-such-poi", ts=2_000_000_000))
+        try:
+            outcome[w] = seeded_store.add_checkins(items)
+        except StoreError as e:
+            outcome[w] = e
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert isinstance(outcome[3], StoreError) and outcome[3].status == 404
+    assert all(isinstance(outcome[w], list) and len(outcome[w]) == 5 for w in range(12) if w != 3)
+    assert seeded_store.count() == n0 + 11 * 5
+    assert not seeded_store.has_ids([f"g3-{i}" for i in range(5)])
+    assert sum(groups) == 12                      # every call went through the writer exactly once

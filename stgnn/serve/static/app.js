@@ -37,6 +37,21 @@ function fitView() {
   state.view = { cx: (lon0 + lon1) / 2, cy: (lat0 + lat1) / 2, k, scale };
 }
 
+// zoom to what matters for this user: the recent trajectory and the top-10 (at least ~3 km across)
+function fitToUser() {
+  const pts = state.traj.slice(-SHOWN).concat(state.recs).filter((c) => c.lat !== null);
+  if (!pts.length) return;
+  let lat0 = Math.min(...pts.map((c) => c.lat)), lat1 = Math.max(...pts.map((c) => c.lat));
+  let lon0 = Math.min(...pts.map((c) => c.lon)), lon1 = Math.max(...pts.map((c) => c.lon));
+  const minSpan = 0.03;                                   // degrees of latitude, about 3 km
+  const cy = (lat0 + lat1) / 2, cx = (lon0 + lon1) / 2;
+  const k = Math.cos(cy * Math.PI / 180);
+  const spanLat = Math.max(lat1 - lat0, minSpan), spanLon = Math.max(lon1 - lon0, minSpan / k);
+  const scale = 0.8 * Math.min(W / (spanLon * k), H / spanLat);
+  fitView();
+  state.view = { cx, cy, k, scale: Math.max(scale, state.view.scale) };
+}
+
 function project(lat, lon) {
   const v = state.view;
   return [W / 2 + (lon - v.cx) * v.k * v.scale, H / 2 - (lat - v.cy) * v.scale];
@@ -142,13 +157,17 @@ function whyText(e) {
     out.push("new place for this user");
   }
   for (const r of e.relations || []) {
-    if (r.type === "transition") out.push(`${r.count} trips from current POI (${(100 * r.share).toFixed(0)}%)`);
+    if (r.type === "transition") {
+      out.push(`${r.count} trip${r.count === 1 ? "" : "s"} from current POI (${(100 * r.share).toFixed(0)}%)`);
+    }
     else if (r.type === "nearby") out.push(`${r.km.toFixed(2)} km${r.near ? " (graph neighbour)" : ""}`);
     else if (r.type === "same_category") out.push(`same category`);
     else if (r.type === "same_poi") out.push(`stay`);
   }
   const t = e.time_of_week;
-  if (t && t.lift !== null && t.checkins_total > 0) out.push(`${t.label}: ×${t.lift.toFixed(1)} usual`);
+  if (t && t.lift !== null && t.checkins_total > 0) {
+    out.push(t.lift > 0 ? `${t.label}: ×${t.lift.toFixed(1)} its usual traffic` : `${t.label}: usually quiet`);
+  }
   if (e.popularity) out.push(`${e.popularity.train_checkins} check-ins in training`);
   return out;
 }
@@ -235,6 +254,8 @@ async function loadUser(user) {
   state.recs = [];
   setAt(c ? c.ts + 3600 : Math.floor(Date.now() / 1000));
   await recommend();
+  fitToUser();
+  drawMap();
 }
 
 async function selectPoi(i) {
