@@ -51,7 +51,7 @@ class UserContext:
 
 
 def user_context(rows: UserRows, poi_map: np.ndarray, cat_map: np.ndarray, gap_s: float,
-                 hist_len: int) -> UserContext | None:
+                 hist_len: int, poi_category: np.ndarray | None = None) -> UserContext | None:
     """Split ``rows`` into history and current trajectory (module docstring).
 
     Args:
@@ -59,6 +59,8 @@ def user_context(rows: UserRows, poi_map: np.ndarray, cat_map: np.ndarray, gap_s
         poi_map, cat_map: ``(K,)`` store key → model id (-1: the model has none).
         gap_s: the trajectory gap in seconds.
         hist_len: history the caller needs; decides whether an incomplete ``rows`` suffices.
+        poi_category: ``(P,)`` the model's category of each POI, used for a check-in whose
+            category name the model does not know (else 0).
 
     Returns:
         The context, ``None`` when no check-in is kept (cold start), or raises ``LookupError``
@@ -84,7 +86,10 @@ def user_context(rows: UserRows, poi_map: np.ndarray, cat_map: np.ndarray, gap_s
             return None
         raise LookupError("no check-in the model knows in the window; fetch more")
     ck = rows.category_key.astype(np.int64)
-    cat = np.where(ck < len(cat_map), cat_map[np.minimum(ck, len(cat_map) - 1)], 0)
+    cat = np.where(ck < len(cat_map), cat_map[np.minimum(ck, len(cat_map) - 1)], -1)
+    unknown_cat = keep & (cat < 0)
+    if unknown_cat.any():
+        cat[unknown_cat] = poi_category[poi[unknown_cat]] if poi_category is not None else 0
     traj_k = traj[keep]
     first = int(np.searchsorted(traj_k, traj_k[-1], side="left"))          # current trajectory's first kept
     if not rows.complete:

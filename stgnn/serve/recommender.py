@@ -128,7 +128,7 @@ class Recommender:
         while True:
             rows = self.store.user_rows(user, at, limit)
             try:
-                return user_context(rows, pmap, cmap, self.gap_s, self.loaded.hist_len)
+                return user_context(rows, pmap, cmap, self.gap_s, self.loaded.hist_len, self.catalog.poi_category)
             except LookupError:      # the window did not reach far enough back: read more
                 limit *= 4
 

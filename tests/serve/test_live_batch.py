@@ -111,6 +111,11 @@ def test_gap_rule_for_live_check_ins_and_dropped_pois():
     rows = _rows([0, 3, 1, 2], [0, 2 * day, 2 * day + 60, 2 * day + 120], [1, -1, -1, -1])
     ctx = user_context(rows, pmap, cmap, gap, 10)
     assert list(ctx.poi) == [0, 1, 2] and ctx.start == 1 and ctx.dropped == 1
+    # a category name the model does not know: the model's category of the POI
+    rows = _rows([0, 1], [0, 60], [1, 0])
+    rows.category_key[:] = 5                                       # beyond cat_map
+    ctx = user_context(rows, pmap, cmap, gap, 10, poi_category=np.array([7, 8, 9, 9, 9]))
+    assert list(ctx.category) == [7, 8]
     # nothing the model knows: a cold start
     assert user_context(_rows([3], [0], [-1]), pmap, cmap, gap, 10) is None
 
