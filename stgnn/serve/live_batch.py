@@ -33,6 +33,11 @@ from stgnn.data.batch import Batch
 from stgnn.serve.store import UserRows
 
 
+# Batch fields this module does not know (a newer Batch contract) fail loudly in make_live_batch,
+# in the serve tests, rather than silently defaulting.
+_BATCH_FIELDS = frozenset(f.name for f in dataclasses.fields(Batch))
+
+
 @dataclass(frozen=True)
 class UserContext:
     """A user's kept check-ins before ``at`` in model ids, oldest first, and where the current
@@ -146,12 +151,9 @@ def make_live_batch(contexts: Sequence[UserContext], users: Sequence[int], at: S
         target_ts=t(np.asarray(at, np.int64) if known else np.zeros(B, np.int64)),
         target_tz=t(np.asarray(at_tz, np.int64) if known else np.zeros(B, np.int64)),
     )
-    # Batch fields this module does not know (a newer Batch contract) fail loudly here, in the
-    # serve tests, rather than silently defaulting.
-    names = {f.name for f in dataclasses.fields(Batch)}
-    if "target_time_known" in names:
+    if "target_time_known" in _BATCH_FIELDS:
         values["target_time_known"] = torch.full((B,), known, dtype=torch.bool)
-    missing = names - set(values)
+    missing = _BATCH_FIELDS - set(values)
     if missing:
         raise TypeError(f"stgnn.serve.live_batch does not fill Batch field(s) {sorted(missing)}; update it")
     return Batch(**values)

@@ -37,6 +37,7 @@ from stgnn.serve.loading import LoadedRun, load_run
 from stgnn.serve.store import CheckinStore
 
 MAX_K = 100
+MAX_TRAJECTORY_SHOWN = 20      # most recent check-ins of the current trajectory listed in a response
 COLD_RADIUS_KM = 1.0           # first radius tried around a cold-start user's place (doubled until k POIs)
 # the forward outputs of the model call running in this thread (STGNN returns a dict of them)
 _CAPTURE = threading.local()
@@ -238,12 +239,12 @@ class Recommender:
         if ctx is None:
             return {"trajectory": [], "history_checkins": 0}
         cat = self.catalog
-        n = min(ctx.prefix_len, self.loaded.max_len)
+        n = min(ctx.prefix_len, self.loaded.max_len, MAX_TRAJECTORY_SHOWN)
         traj = [{"poi": str(cat.poi_ids[p]), "ts": int(t), "time": iso(t, z), "lat": _num(cat.poi_lat[p]),
                  "lon": _num(cat.poi_lon[p]), "category": str(cat.category_names[cat.poi_category[p]])}
                 for p, t, z in zip(ctx.poi[-n:], ctx.ts[-n:], ctx.tz[-n:])]
         last_ts = int(ctx.ts[-1])
-        return {"trajectory": traj, "current_poi": traj[-1]["poi"],
+        return {"trajectory": traj, "trajectory_length": ctx.prefix_len, "current_poi": traj[-1]["poi"],
                 "history_checkins": min(ctx.start, self.loaded.hist_len),
                 "seconds_since_last_checkin": a.at - last_ts,
                 "stale": a.at - last_ts > self.gap_s, "left_out_checkins": ctx.dropped}

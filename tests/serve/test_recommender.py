@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgnn.serve.recommender import MAX_K, Recommender, RequestError
+from stgnn.serve.recommender import MAX_K, MAX_TRAJECTORY_SHOWN, Recommender, RequestError
 from stgnn.serve.store import NewCheckin
 
 
@@ -28,7 +28,9 @@ def test_recommend_returns_ranked_items_with_explanations(seeded_store, serve_ru
     assert [it["poi"] for it in r["items"]] == [str(split.poi_ids[p]) for p in top]
     # the context is the sample's prefix
     ps = split.prefix_start(np.array([j]))[0]
-    assert [c["poi"] for c in r["context"]["trajectory"]] == [str(split.poi_ids[p]) for p in split.poi[ps:j]]
+    assert r["context"]["trajectory_length"] == j - ps
+    shown = min(j - ps, MAX_TRAJECTORY_SHOWN)
+    assert [c["poi"] for c in r["context"]["trajectory"]] == [str(split.poi_ids[p]) for p in split.poi[j - shown:j]]
     assert r["context"]["current_poi"] == str(split.poi_ids[split.poi[j - 1]])
     # explanations: the pointer's memory weights, relations from the current POI, time of week
     for it in r["items"]:

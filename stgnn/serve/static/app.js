@@ -175,8 +175,8 @@ function whyText(e) {
 function renderTrajectory(ctx) {
   const ol = $("trajectory"), all = ctx.trajectory || [];
   ol.replaceChildren();
-  const earlier = all.length - SHOWN;
-  $("traj-more").textContent = earlier > 0 ? `(last ${SHOWN} of ${all.length})` : "";
+  const total = ctx.trajectory_length || all.length, earlier = total - Math.min(all.length, SHOWN);
+  $("traj-more").textContent = earlier > 0 ? `(last ${Math.min(all.length, SHOWN)} of ${total})` : "";
   ol.start = Math.max(earlier, 0) + 1;
   for (const c of all.slice(-SHOWN)) {
     const li = document.createElement("li");
