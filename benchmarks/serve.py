@@ -117,10 +117,18 @@ def http_load(run: str, store_path: Path, rate: float, seconds: float, connectio
                     break
             except OSError:
                 time.sleep(0.5)
-        before = _load()
+        import psutil
+
+        server = psutil.Process(proc.pid)
+        before, cpu0 = _load(), server.cpu_times()
         res = run_load(f"http://127.0.0.1:{port}", users, pois, rate=rate, duration_s=seconds, write_fraction=0.2,
                        connections=connections, token=token, id_prefix=f"bench-{int(time.time())}")
+        cpu1 = server.cpu_times()
         res["load_before"], res["load_after"] = before, _load()
+        # the server's own CPU per answered request: its cost, whatever else the machine runs
+        busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        res["server_cpu_seconds"] = round(busy, 2)
+        res["server_cpu_ms_per_request"] = round(1e3 * busy / max(res["completed"], 1), 3)
         res["server_threads"] = threads
         return res
     finally:
@@ -200,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             q = la[k]
             if q["p50"] is not None:
                 print(f"| {k} | {q['p50']:.2f} | {q['p90']:.2f} | {q['p99']:.2f} | {q['max']:.2f} |")
-        print(f"load average before/after: {h['load_before']} / {h['load_after']}")
+        print(f"server CPU: {h['server_cpu_ms_per_request']} ms per request; "
+              f"load average before/after: {h['load_before']} / {h['load_after']}")
     from stgnn.utils.io import atomic_write_json
 
     out = Path(args.out or f"benchmarks/results/serve_{result['dataset']}.json")

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stgnn.serve.recommender import MAX_K, RequestError
 from stgnn.serve.service import Service
-from stgnn.serve.store import MAX_ID_LEN, NewCheckin, StoreError, check_tz
+from stgnn.serve.records import MAX_ID_LEN, NewCheckin, StoreError, check_tz
 
 log = logging.getLogger("stgnn.serve")
 

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from stgnn.features.time import hour_of_week
-from stgnn.serve.catalog import Catalog
 from stgnn.serve.explain import explain_items, iso, time_of_week
 from stgnn.serve.live_batch import UserContext, make_live_batch, user_context
 from stgnn.serve.loading import LoadedRun, load_run

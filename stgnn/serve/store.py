@@ -22,7 +22,6 @@ by a lock (SQLite allows one writer at a time anyway), readers never wait for th
 """
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import threading
@@ -33,11 +32,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+# NewCheckin, StoreError and the checks are part of this module's interface too
+from stgnn.serve.records import (MAX_ID_LEN, MAX_TEXT_LEN, MAX_TS, NewCheckin, StoreError, check_coord,  # noqa: F401
+                                 check_id, check_ts, check_tz)
+
 SCHEMA_VERSION = 1
-MAX_TS = 4_102_444_800        # 2100-01-01 UTC: later (or negative) times are input errors
-MAX_TZ_MIN = 14 * 60          # UTC-14 .. UTC+14
-MAX_ID_LEN = 128
-MAX_TEXT_LEN = 2_000
 MAX_GROUP = 256               # most write jobs committed together (group commit)
 
 _SCHEMA = """
@@ -65,28 +64,6 @@ CREATE TABLE IF NOT EXISTS checkins (
 CREATE INDEX IF NOT EXISTS checkins_user_time ON checkins (user, ts, seq);
 CREATE INDEX IF NOT EXISTS checkins_time ON checkins (ts, seq);
 """
-
-
-class StoreError(ValueError):
-    """A write the store refuses; ``field`` names the offending input field, ``status`` the HTTP code."""
-
-    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
-        super().__init__(message)
-        self.field, self.status = field, status
-
-
-@dataclass(frozen=True)
-class NewCheckin:
-    """One check-in to write. ``poi`` is a raw POI id; ``tz`` minutes east of UTC (``None``: the
-    POI's most recent check-in's, else 0). ``poi_info`` registers a POI the store does not know:
-    ``{"category": str, "lat": float, "lon": float, "text": str}``."""
-
-    id: str
-    user: str
-    poi: str
-    ts: int
-    tz: int | None = None
-    poi_info: dict[str, Any] | None = None
 
 
 @dataclass
@@ -117,38 +94,6 @@ class UserRows:
 
     def __len__(self) -> int:
         return len(self.ts)
-
-
-def _check_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise StoreError(f"{field} must be a non-empty string, got {value!r}", field)
-    if len(value) > MAX_ID_LEN:
-        raise StoreError(f"{field} is {len(value)} characters long; at most {MAX_ID_LEN}", field)
-    if any(ord(c) < 32 for c in value):
-        raise StoreError(f"{field} contains control characters", field)
-    return value
-
-
-def check_ts(value: Any, field: str = "ts") -> int:
-    """A UTC time in whole seconds within 1970..2100, or a :class:`StoreError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise StoreError(f"{field} must be an integer number of UTC seconds, got {value!r}", field)
-    if not 0 <= int(value) < MAX_TS:
-        raise StoreError(f"{field}={value} is outside 1970-01-01 .. 2100-01-01 (UTC seconds)", field)
-    return int(value)
-
-
-def check_tz(value: Any, field: str = "tz_offset_min") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or abs(int(value)) > MAX_TZ_MIN:
-        raise StoreError(f"{field} must be whole minutes east of UTC within ±{MAX_TZ_MIN}, got {value!r}", field)
-    return int(value)
-
-
-def check_coord(value: Any, field: str, bound: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or abs(value) > bound:
-        raise StoreError(f"{field} must be a finite number within ±{bound:g} degrees, got {value!r}", field)
-    return float(value)
 
 
 class CheckinStore:
@@ -432,9 +377,9 @@ class CheckinStore:
             job.done.set()
 
     def _add_one(self, c: sqlite3.Connection, it: NewCheckin, where: str) -> dict[str, Any]:
-        cid = _check_id(it.id, f"{where}.id")
-        user = _check_id(it.user, f"{where}.user")
-        poi = _check_id(it.poi, f"{where}.poi")
+        cid = check_id(it.id, f"{where}.id")
+        user = check_id(it.user, f"{where}.user")
+        poi = check_id(it.poi, f"{where}.poi")
         ts = check_ts(it.ts, f"{where}.ts")
         tz = None if it.tz is None else check_tz(it.tz, f"{where}.tz_offset_min")
         row = c.execute("SELECT p.key, p.category_key FROM pois p WHERE p.poi = ?", (poi,)).fetchone()

@@ -1,4 +1,4 @@
-"""Fixtures of the serving tests: two trained runs on the synthetic dataset, stores, live servers.
+"""Fixtures of the serving tests: two trained runs on the synthetic dataset and a seeded store.
 
 ``serve_runs`` trains (once per session, ~15 s on 2 busy cores) a small STGNN (1 epoch) and a
 UserHistory run with :func:`stgnn.recipes.run_one`, in a temporary results folder, so the tests
@@ -7,7 +7,6 @@ load real run folders exactly as ``stgnn serve`` does.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -72,14 +71,3 @@ def user_history_loaded(serve_runs):
 
     return load_run(serve_runs["UserHistory"])
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tests_dir() -> Path:
-    return Path(__file__).resolve().parent
