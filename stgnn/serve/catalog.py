@@ -51,6 +51,10 @@ class Catalog:
         self.user_index = {str(u): i for i, u in enumerate(self.user_ids)}
         self.poi_index = {str(p): i for i, p in enumerate(self.poi_ids)}
         self.category_index = {str(c): i for i, c in enumerate(self.category_names)}
+        # O(1) lookups for explanations: transition counts by (src, dst), out-degree, neighbour sets
+        src = np.repeat(np.arange(self.num_pois), np.diff(self.trans_ptr))
+        self._trans = dict(zip((src * self.num_pois + self.trans_dst).tolist(), self.trans_count.tolist()))
+        self._trans_out = np.bincount(src, weights=self.trans_count, minlength=self.num_pois).astype(np.int64)
 
     @property
     def num_pois(self) -> int:
@@ -90,11 +94,7 @@ class Catalog:
     # ------------------------------------------------------------------ lookups
     def transition(self, src: int, dst: int) -> tuple[int, int]:
         """``(count of src→dst, all transitions out of src)`` in the training period."""
-        a, b = int(self.trans_ptr[src]), int(self.trans_ptr[src + 1])
-        row = self.trans_dst[a:b]
-        i = int(np.searchsorted(row, dst))
-        count = int(self.trans_count[a + i]) if i < len(row) and row[i] == dst else 0
-        return count, int(self.trans_count[a:b].sum())
+        return self._trans.get(src * self.num_pois + dst, 0), int(self._trans_out[src])
 
     def km(self, a: int, b: np.ndarray | int) -> np.ndarray:
         """Great-circle km from POI ``a`` to POI(s) ``b``."""

@@ -34,9 +34,14 @@ MAX_MEMORY_ITEMS = 3
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+_TIMEZONES: dict[int, _dt.timezone] = {}
+
+
 def iso(ts: int, tz_min: int = 0) -> str:
     """ISO 8601 local time with its offset (``2012-04-03T14:00:09-04:00``)."""
-    tz = _dt.timezone(_dt.timedelta(minutes=int(tz_min)))
+    tz = _TIMEZONES.get(int(tz_min))
+    if tz is None:
+        tz = _TIMEZONES.setdefault(int(tz_min), _dt.timezone(_dt.timedelta(minutes=int(tz_min))))
     return _dt.datetime.fromtimestamp(int(ts), tz).isoformat()
 
 
@@ -60,10 +65,11 @@ def relations(catalog: Catalog, current: int | None, pois: np.ndarray) -> list[l
     if current is None:
         return [[] for _ in pois]
     km = np.atleast_1d(catalog.km(current, pois))                            # (n,)
-    near = np.isin(pois, catalog.near[current]) if catalog.near.shape[1] else np.zeros(len(pois), bool)
-    cur_cat = catalog.poi_category[current]
+    near = set(catalog.near[current].tolist())
+    cur_cat = int(catalog.poi_category[current])
+    cats = catalog.poi_category[pois].tolist()
     out: list[list[dict[str, Any]]] = []
-    for p, d, nr in zip(pois.tolist(), km.tolist(), near.tolist()):
+    for p, d, c in zip(pois.tolist(), km.tolist(), cats):
         rel: list[dict[str, Any]] = []
         count, total = catalog.transition(current, p)
         if count:
@@ -71,9 +77,9 @@ def relations(catalog: Catalog, current: int | None, pois: np.ndarray) -> list[l
                         "share": round(count / total, 4)})
         if p == current:
             rel.append({"type": "same_poi"})
-        elif np.isfinite(d):
-            rel.append({"type": "nearby", "km": round(d, 3), "near": bool(nr)})
-        if catalog.poi_category[p] == cur_cat:
+        elif d == d:                                                         # not NaN
+            rel.append({"type": "nearby", "km": round(d, 3), "near": p in near})
+        if c == cur_cat:
             rel.append({"type": "same_category", "category": str(catalog.category_names[cur_cat])})
         out.append(rel)
     return out
