@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stgnn.serve.service import TOKEN_ENV, Service
     from stgnn.serve.store import CheckinStore
 
+    seed_until = _time(args.seed_until, "--seed-until")      # bad input fails before anything slow
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     # one request's tensors are small: one intra-op thread each, and the cores serve requests side by side
     torch.set_num_threads(args.threads)
@@ -50,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = CheckinStore(store_path)
     if store.count() == 0:
         split = load_split_of_run(run_dir)
-        n = store.seed_from_split(split, until=_time(args.seed_until, "--seed-until"))
+        n = store.seed_from_split(split, until=seed_until)
         print(f"seeded {store_path} with {n} check-ins of {split.name}", flush=True)
         del split
     else:
