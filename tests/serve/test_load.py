@@ -1,5 +1,9 @@
-"""A short bounded load run against a real server (the 60 s, 200 req/s run is benchmarks/serve.py)."""
+"""A short bounded load run against a real server (the 60 s, 200 req/s run is benchmarks/serve.py),
+then a SIGHUP reload of the same server."""
 from __future__ import annotations
+
+import signal
+import time
 
 import pytest
 from serve_helpers import ServerProcess
@@ -16,6 +20,13 @@ def test_short_mixed_load_has_no_errors_and_every_write_lands(serve_runs, tmp_pa
         users = [str(u) for u in split.user_ids] + ["cold-a", "cold-b"]
         res = run_load(server.url, users, [str(p) for p in split.poi_ids], rate=40, duration_s=5,
                        write_fraction=0.2, max_requests=200, connections=4, token="lt", id_prefix="short")
+        # SIGHUP reloads the served run in the background; the server keeps answering meanwhile
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 120
+        while server.get("/healthz")[1]["reloads"] < 1:
+            assert time.monotonic() < deadline, "SIGHUP did not reload within 120 s"
+            assert server.get(f"/recommend?user={users[0]}&k=3")[0] == 200
+            time.sleep(0.2)
     finally:
         server.stop()
     assert res["scheduled"] == 200 and res["completed"] == 200 and res["unanswered"] == 0
