@@ -1,32 +1,44 @@
 """What a served model knows about its world besides its weights: ids, POIs, training statistics.
 
 A :class:`Catalog` holds the id maps of the model's vocabulary (raw user / POI / category ids →
-the model's integers), the POI table (category, coordinates, text) and a few training-period
+the model's integers), the POI table (category, coordinates, name) and a few training-period
 statistics used by cold-start answers and explanations: popularity, last→next transition counts,
-check-ins per local hour of the week, and the ``k`` nearest POIs. Leakage rule as everywhere:
-the statistics count ``part == 0`` check-ins only. Built once per loaded run; no request changes it.
+check-ins per local hour of the week, and the ``k`` nearest POIs.
+
+Two sources, no split: :meth:`Catalog.from_inputs` takes the ids, coordinates, categories,
+popularity and transitions from the run's :class:`~stgnn.inputs.ModelInputs` (training period
+only, as the model was built); :meth:`Catalog.with_store` adds what inputs do not keep from the
+check-in store: POI names, and check-ins per hour of the week and the usual tz offset, counted
+over the stored check-ins before the training period's end (recorded when the store was seeded
+from the split; a store not seeded from a split counts every stored check-in). Built once per
+loaded run and store; no request changes it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stgnn.data.split import PARTS
 from stgnn.features.space import haversine, knn_pois
 from stgnn.features.time import HOURS_PER_WEEK, hour_of_week
+
+if TYPE_CHECKING:
+    from stgnn.inputs import ModelInputs
+    from stgnn.serve.store import CheckinStore
 
 NEAR_K = 10   # the graph's ``(poi, near, poi)`` relation: the 10 nearest POIs (stgnn.graph.hetero)
 
 
 @dataclass
 class Catalog:
-    """Ids, POI attributes and training statistics of one run's split (module docstring).
+    """Ids, POI attributes and training statistics of one served run (module docstring).
 
     Shapes: ``P`` POIs, ``U`` users, ``C`` categories; ``trans_ptr (P+1,)``, ``trans_dst (E,)``,
     ``trans_count (E,)`` a CSR of training transitions grouped by source POI; ``tow (P, 168)``
-    training check-ins per local hour of the week; ``near (P, NEAR_K)`` nearest POIs, nearest first.
+    check-ins per local hour of the week (``tow_source`` says which); ``near (P, NEAR_K)`` nearest
+    POIs, nearest first.
     """
 
     name: str
@@ -37,15 +49,15 @@ class Catalog:
     poi_category: np.ndarray
     poi_lat: np.ndarray
     poi_lon: np.ndarray
-    poi_text: np.ndarray
     popularity: np.ndarray
     trans_ptr: np.ndarray
     trans_dst: np.ndarray
     trans_count: np.ndarray
-    tow: np.ndarray
     near: np.ndarray
-    train_end: int | None
+    poi_text: np.ndarray
+    tow: np.ndarray
     default_tz: int = 0
+    tow_source: str = "none"
 
     def __post_init__(self) -> None:
         self.user_index = {str(u): i for i, u in enumerate(self.user_ids)}
@@ -61,31 +73,45 @@ class Catalog:
         return len(self.poi_ids)
 
     @classmethod
-    def from_split(cls, split: Any) -> "Catalog":
-        """Build from a :class:`~stgnn.data.split.Split` (training-period check-ins only for statistics)."""
-        P = split.num_pois
-        train = split.part == PARTS["train"]
-        popularity = np.bincount(split.poi[train], minlength=P).astype(np.int64)             # (P,)
-        same = (split.traj[1:] == split.traj[:-1]) & train[1:] & train[:-1]                # (N-1,)
-        pairs, n = np.unique(split.poi[:-1][same] * P + split.poi[1:][same], return_counts=True)
-        src, dst = pairs // P, pairs % P
+    def from_inputs(cls, inputs: "ModelInputs") -> "Catalog":
+        """What the run's inputs hold (training-period statistics); names and hour-of-week traffic
+        are empty until :meth:`with_store`."""
+        P = inputs.num_pois
+        st = inputs.stats
+        src = st.trans_src.numpy()                                                 # (E,) sorted by (src, dst)
         ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=P))]).astype(np.int64)
-        how = hour_of_week(split.ts[train], split.tz_offset_min[train])                      # (N_train,)
-        tow = np.zeros((P, HOURS_PER_WEEK), np.int32)
-        np.add.at(tow, (split.poi[train], how), 1)
-        lat, lon = np.asarray(split.poi_lat, np.float64), np.asarray(split.poi_lon, np.float64)
+        lat, lon = inputs.poi_lat.numpy().astype(np.float64), inputs.poi_lon.numpy().astype(np.float64)
         k = min(NEAR_K, P - 1)
         if k >= 1 and np.isfinite(lat).all() and np.isfinite(lon).all():
             ei, _ = knn_pois(lat, lon, k)
             near = ei[0].numpy().reshape(P, k)
         else:
             near = np.zeros((P, 0), np.int64)
-        return cls(name=split.name, protocol=dict(split.protocol), user_ids=np.asarray(split.user_ids, object),
-                   poi_ids=np.asarray(split.poi_ids, object), category_names=np.asarray(split.category_names, object),
-                   poi_category=np.asarray(split.poi_category, np.int64), poi_lat=lat, poi_lon=lon,
-                   poi_text=np.asarray(split.poi_text, object), popularity=popularity, trans_ptr=ptr,
-                   trans_dst=dst.astype(np.int64), trans_count=n.astype(np.int64), tow=tow, near=near,
-                   train_end=split.cuts.get("train_end"), default_tz=_mode(split.tz_offset_min[train]))
+        return cls(name=str(inputs.source.get("split", "")), protocol=dict(inputs.source.get("protocol") or {}),
+                   user_ids=np.asarray(inputs.user_ids, object), poi_ids=np.asarray(inputs.poi_ids, object),
+                   category_names=np.asarray(inputs.category_names, object),
+                   poi_category=inputs.poi_category.numpy().astype(np.int64), poi_lat=lat, poi_lon=lon,
+                   popularity=st.poi_count.numpy().astype(np.int64), trans_ptr=ptr,
+                   trans_dst=st.trans_dst.numpy().astype(np.int64), trans_count=st.trans_count.numpy().astype(np.int64),
+                   near=near, poi_text=np.full(P, "", object), tow=np.zeros((P, HOURS_PER_WEEK), np.int32))
+
+    def with_store(self, store: "CheckinStore") -> "Catalog":
+        """A copy with POI names and hour-of-week traffic from ``store`` (module docstring)."""
+        table = store.poi_table()
+        index = np.array([self.poi_index.get(str(p), -1) for p in table["poi"]], np.int64)     # (K,) store row -> id
+        text = np.full(self.num_pois, "", object)
+        text[index[index >= 0]] = table["text"][index >= 0]
+        key_to_id = np.full(int(table["key"].max()) + 1 if len(table["key"]) else 0, -1, np.int64)
+        key_to_id[table["key"]] = index
+        train_end = store.meta().get("train_end") or ""
+        pk, ts, tz = store.checkin_times(int(train_end) if train_end else None)              # (n,) each
+        pid = key_to_id[pk] if len(pk) else pk
+        keep = pid >= 0
+        tow = np.zeros((self.num_pois, HOURS_PER_WEEK), np.int32)
+        np.add.at(tow, (pid[keep], hour_of_week(ts[keep], tz[keep])), 1)
+        source = (f"stored check-ins before the training period's end ({int(train_end)})" if train_end
+                  else "every stored check-in at load")
+        return dataclasses.replace(self, poi_text=text, tow=tow, default_tz=_mode(tz[keep]), tow_source=source)
 
     @property
     def num_users(self) -> int:

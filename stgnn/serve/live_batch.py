@@ -13,29 +13,22 @@ split's:
 * check-ins at POIs the model has no id for (registered after training) are left out, and a
   trajectory whose first check-in is left out starts at its next kept one, as the protocol's
   ``unseen_context="drop"`` does.
-* the target time is ``at`` (and its tz) when the model reads it and the protocol allows it,
-  else zero-filled, as the loader does.
+* the target time is ``at`` (and its tz) when the model is given it (the run's information
+  setting), else the batch carries none, as the loader does.
 
-Conventions of :mod:`stgnn.data.batch`: right padding, ``mask``/``hist_mask`` True at real
-positions, widths = the longest kept range (at least 1). Pads hold 0 here; the offline loader's
-pads hold check-in 0's values. Neither is meaningful: models read pads only through the mask.
+The batch itself is :meth:`stgnn.data.batch.Batch.from_sequences` (right padding, masks, widths
+of the longest kept range); this module only decides which stored check-ins go where. Pads hold
+0 there and check-in 0's values in the offline loader: models read pads only through the mask.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from stgnn.data.batch import Batch
 from stgnn.serve.store import UserRows
-
-
-# Batch fields this module does not know (a newer Batch contract) fail loudly in make_live_batch,
-# in the serve tests, rather than silently defaulting.
-_BATCH_FIELDS = frozenset(f.name for f in dataclasses.fields(Batch))
 
 
 @dataclass(frozen=True)
@@ -107,53 +100,23 @@ def user_context(rows: UserRows, poi_map: np.ndarray, cat_map: np.ndarray, gap_s
 
 
 def make_live_batch(contexts: Sequence[UserContext], users: Sequence[int], at: Sequence[int], at_tz: Sequence[int],
-                    *, max_len: int, hist_len: int, poi_lat: np.ndarray, poi_lon: np.ndarray,
-                    target_time_known: bool, index: Sequence[int] | None = None,
-                    target_poi: Sequence[int] | None = None) -> Batch:
-    """A :class:`Batch` of ``B = len(contexts)`` live samples (module docstring for what each holds).
+                    *, max_len: int, hist_len: int, poi_category: np.ndarray, poi_lat: np.ndarray,
+                    poi_lon: np.ndarray, target_time_known: bool) -> Batch:
+    """A :class:`Batch` of ``B = len(contexts)`` live samples: :meth:`Batch.from_sequences` of each
+    context's current trajectory (prefix) and the check-ins before it (history).
 
     Args:
         contexts: from :func:`user_context`, one per sample.
         users: ``(B,)`` model user ids.
         at, at_tz: ``(B,)`` query times (UTC s) and their tz offsets (minutes).
         max_len, hist_len: the run's ``train.max_len`` / ``train.hist_len``.
-        poi_lat, poi_lon: ``(P,)`` the model's POI coordinates (degrees).
-        target_time_known: fill ``target_ts``/``target_tz`` with ``at`` (else zeros).
-        index, target_poi: ``(B,)`` sample identity when known (replay, tests); live: -1 and 0.
+        poi_category, poi_lat, poi_lon: ``(P,)`` the model's POI table.
+        target_time_known: give the batch ``at`` as its target time (else it carries none).
     """
-    B = len(contexts)
-    plen = np.array([min(c.prefix_len, max_len) for c in contexts], np.int64)          # (B,)
-    hlen = np.array([min(c.start, hist_len) for c in contexts], np.int64)              # (B,)
-    L = max(int(plen.max()) if B else 0, 1)
-    H = max(int(hlen.max()) if B and hist_len > 0 else 0, 1)
-    poi, cat, ts, tz = (np.zeros((B, L), np.int64) for _ in range(4))
-    hpoi, hcat, hts, htz = (np.zeros((B, H), np.int64) for _ in range(4))
-    mask, hmask = np.zeros((B, L), bool), np.zeros((B, H), bool)
-    for b, c in enumerate(contexts):
-        n, m = int(plen[b]), int(hlen[b]) if hist_len > 0 else 0
-        sl = slice(len(c.ts) - n, len(c.ts))                                  # last n of the trajectory
-        poi[b, :n], cat[b, :n], ts[b, :n], tz[b, :n] = c.poi[sl], c.category[sl], c.ts[sl], c.tz[sl]
-        mask[b, :n] = True
-        hs = slice(c.start - m, c.start)                                      # last m before it
-        hpoi[b, :m], hcat[b, :m], hts[b, :m], htz[b, :m] = c.poi[hs], c.category[hs], c.ts[hs], c.tz[hs]
-        hmask[b, :m] = True
-    lat = np.where(mask, poi_lat[poi], 0.0).astype(np.float32)                # (B, L)
-    lon = np.where(mask, poi_lon[poi], 0.0).astype(np.float32)
-    known = bool(target_time_known)
-    t = torch.from_numpy
-    values = dict(
-        index=t(np.asarray(index if index is not None else [-1] * B, np.int64)),
-        user=t(np.asarray(users, np.int64)),
-        poi=t(poi), category=t(cat), ts=t(ts), tz=t(tz), lat=t(lat), lon=t(lon),
-        mask=t(mask), length=t(plen.copy()),
-        hist_poi=t(hpoi), hist_category=t(hcat), hist_ts=t(hts), hist_tz=t(htz), hist_mask=t(hmask),
-        target_poi=t(np.asarray(target_poi if target_poi is not None else [0] * B, np.int64)),
-        target_ts=t(np.asarray(at, np.int64) if known else np.zeros(B, np.int64)),
-        target_tz=t(np.asarray(at_tz, np.int64) if known else np.zeros(B, np.int64)),
-    )
-    if "target_time_known" in _BATCH_FIELDS:
-        values["target_time_known"] = torch.full((B,), known, dtype=torch.bool)
-    missing = _BATCH_FIELDS - set(values)
-    if missing:
-        raise TypeError(f"stgnn.serve.live_batch does not fill Batch field(s) {sorted(missing)}; update it")
-    return Batch(**values)
+    def part(c: UserContext, sl: slice) -> tuple[np.ndarray, ...]:
+        return c.poi[sl], c.ts[sl], c.tz[sl], c.category[sl]
+
+    return Batch.from_sequences(
+        users, [part(c, slice(c.start, None)) for c in contexts], [part(c, slice(0, c.start)) for c in contexts],
+        poi_category, poi_lat, poi_lon, max_len=max_len, hist_len=hist_len,
+        query_times=list(zip(at, at_tz)) if target_time_known else None)

@@ -1,25 +1,11 @@
 """The one place that turns a run folder into a model ready to serve.
 
-Everything else in :mod:`stgnn.serve` (store, live batches, HTTP, explanations, replay, hot
-swap) takes the model this module returns and never asks how it was built.
-
-BUILDER SWITCH POINT. Today a model can only be built from the training :class:`Split`
-(``build_model`` → ``cls.from_split`` / ``fit_data`` build the leakage-safe graph, coordinates,
-text vectors and statistics inside the model). When the architecture refactor lands (a builder
-makes those inputs from the split as the model's declared needs say and hands them in; the
-batch carries ``target_time_known``; the protocol option ``allow_target_time`` becomes
-``target_time: known|hidden``), only :func:`load_model` and :func:`target_time_known` change:
-
-1. ``load_model``: replace ``build_model(...)`` + ``model.fit_data(split)`` by the builder's
-   call (inputs built once from the split, handed to the model's constructor), then load the
-   checkpoint as now.
-2. ``target_time_known``: read ``protocol["target_time"] == "known"`` instead of
-   ``protocol["allow_target_time"]``.
-3. :func:`precompute` may call a model method for its request-independent encodings, if the
-   refactor adds one, instead of pinning ``encode_graph`` and ``out_poi`` from outside.
-
-The split is still read here (to build the model and the :class:`~stgnn.serve.catalog.Catalog`)
-and then dropped: the served process keeps no training samples.
+A run is rebuilt by :func:`stgnn.train.restore.load_trained` from its ``config.yaml``,
+``inputs.pt`` (the :class:`~stgnn.inputs.ModelInputs` the model was built from: id spaces,
+training statistics, graph, text vectors) and ``best.pt``: no split, no training samples. A run
+written before runs kept their inputs gets them rebuilt once from its split (as ``stgnn eval``
+does), and the split is dropped again. Everything else in :mod:`stgnn.serve` (store, live
+batches, HTTP, explanations, replay, hot swap) takes the :class:`LoadedRun` returned here.
 """
 from __future__ import annotations
 
@@ -41,11 +27,14 @@ class LoadedRun:
 
     Attributes:
         model: the :class:`~stgnn.models.base.Recommender`, in eval mode, on CPU.
-        catalog: id maps, POI table and training statistics.
+        catalog: id maps, POI table and training statistics from the run's inputs (a
+            :class:`~stgnn.serve.recommender.Recommender` adds the store's part).
         max_len, hist_len: the run's prefix / history lengths (``train.max_len`` / ``train.hist_len``).
-        target_time_known: the model reads the query time as the target time.
+        target_time_known: the model is given the query time as the target time (the run's
+            information setting narrowed to the model: :mod:`stgnn.data.information`).
         name: the run's name (``config.yaml``'s ``name``), ``run_dir`` its folder.
         checkpoint: the file the weights came from (``None`` for a model without weights).
+        inputs_rebuilt: the run kept no ``inputs.pt``; they were rebuilt from its split.
     """
 
     model: nn.Module
@@ -56,6 +45,7 @@ class LoadedRun:
     name: str
     run_dir: Path
     checkpoint: Path | None
+    inputs_rebuilt: bool = False
 
 
 def resolve_run_dir(run_dir: str | Path) -> Path:
@@ -74,28 +64,12 @@ def resolve_run_dir(run_dir: str | Path) -> Path:
 
 
 def target_time_known(model: nn.Module, protocol: dict[str, Any]) -> bool:
-    """Does the model read the query time as the target time (its flag and the protocol's)."""
-    return bool(getattr(model, "uses_target_time", False) and protocol.get("allow_target_time", False))
+    """Is the model given the query time as the target time (the protocol's setting, narrowed to the
+    models that declare ``uses_target_time``)."""
+    from stgnn.data.information import InformationSetting
 
-
-def load_model(run_dir: Path) -> tuple[nn.Module, Any, Any, Path | None]:
-    """``(model with weights, split, config, checkpoint path)`` of a run (module docstring: the
-    piece to switch to the builder contract)."""
-    from stgnn.config import load_config
-    from stgnn.models.registry import build_model
-    from stgnn.recipes import load_split
-
-    cfg = load_config(run_dir / "config.yaml")
-    split = load_split(cfg)
-    model = build_model(cfg.model, split, **cfg.model_kwargs)
-    model.fit_data(split)
-    ckpt = next((run_dir / c for c in CHECKPOINTS if (run_dir / c).is_file()), None)
-    if ckpt is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-    elif getattr(model, "trainable", True):
-        raise FileNotFoundError(f"{run_dir} holds no best.pt or last.pt for the trainable model {cfg.model!r}")
-    return model.cpu().eval(), split, cfg, ckpt
+    info = InformationSetting.from_protocol(protocol).for_model(bool(getattr(model, "uses_target_time", False)))
+    return info.target_time == "known"
 
 
 class _Pinned(nn.Module):
@@ -137,18 +111,44 @@ def precompute(model: nn.Module) -> list[str]:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load ``run_dir`` for serving: model + weights + catalog, encodings precomputed."""
+    from stgnn.inputs import INPUTS_FILE
+    from stgnn.train.restore import load_trained
+
     run_dir = resolve_run_dir(run_dir)
-    model, split, cfg, ckpt = load_model(run_dir)
-    catalog = Catalog.from_split(split)
+    inputs = None
+    if not (run_dir / INPUTS_FILE).is_file():
+        inputs = _rebuild_inputs(run_dir)
+    run = load_trained(run_dir, "cpu", inputs=inputs)
+    cfg, model = run.config, run.model
     precompute(model)
+    protocol = dict(run.inputs.source.get("protocol") or cfg.protocol)
+    catalog = Catalog.from_inputs(run.inputs)
+    catalog.protocol = protocol
     return LoadedRun(model=model, catalog=catalog, max_len=cfg.train.max_len, hist_len=cfg.train.hist_len,
-                     target_time_known=target_time_known(model, split.protocol), name=cfg.name,
-                     run_dir=run_dir, checkpoint=ckpt)
+                     target_time_known=target_time_known(model, protocol), name=cfg.name, run_dir=run_dir,
+                     checkpoint=run.checkpoint, inputs_rebuilt=inputs is not None)
+
+
+def _rebuild_inputs(run_dir: Path) -> Any:
+    """The :class:`~stgnn.inputs.ModelInputs` of a run that did not keep ``inputs.pt``, from its split."""
+    from stgnn.config import load_config
+    from stgnn.inputs import build_inputs
+    from stgnn.registry import input_spec
+
+    cfg = load_config(run_dir / "config.yaml")
+    return build_inputs(load_split_of_run(run_dir), input_spec(cfg.model, **cfg.model_kwargs))
 
 
 def load_split_of_run(run_dir: str | Path) -> Any:
-    """The run's :class:`~stgnn.data.split.Split` (to seed a store or replay its held-out period)."""
-    from stgnn.config import load_config
-    from stgnn.recipes import load_split
+    """The run's :class:`~stgnn.data.split.Split` (to seed a store, or replay its held-out period),
+    from the processed-split cache under ``$STGNN_ROOT`` (default ``data/``), as the run's recipe
+    read it."""
+    import os
 
-    return load_split(load_config(resolve_run_dir(run_dir) / "config.yaml"))
+    from stgnn.config import load_config
+    from stgnn.data.dataset import prepare
+    from stgnn.data.protocol import ProtocolConfig
+
+    cfg = load_config(resolve_run_dir(run_dir) / "config.yaml")
+    return prepare(cfg.dataset, ProtocolConfig.from_dict(cfg.protocol), root=Path(os.environ.get("STGNN_ROOT", "data")),
+                   data_dir=cfg.data_root)

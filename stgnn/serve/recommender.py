@@ -83,7 +83,8 @@ class Recommender:
     """
 
     def __init__(self, loaded: LoadedRun, store: CheckinStore) -> None:
-        self.loaded, self.model, self.catalog, self.store = loaded, loaded.model, loaded.catalog, store
+        self.loaded, self.model, self.store = loaded, loaded.model, store
+        self.catalog = loaded.catalog.with_store(store)      # + POI names and hour-of-week traffic
         self.gap_s = float(self.catalog.protocol.get("traj_gap_hours", 24.0)) * 3600.0
         self.loaded_at = time.time()
         self._maps: tuple[int, np.ndarray, np.ndarray] = (-1, np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -95,7 +96,8 @@ class Recommender:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, store: CheckinStore) -> "Recommender":
-        """Load ``run_dir`` (config + checkpoint; encodings precomputed) over ``store``."""
+        """Load ``run_dir`` (config, ``inputs.pt``, checkpoint: :func:`stgnn.train.restore.load_trained`;
+        encodings precomputed) over ``store``."""
         return cls(load_run(run_dir), store)
 
     def info(self) -> dict[str, Any]:
@@ -146,8 +148,9 @@ class Recommender:
             scores, info = self._cold_scores(user, at, at_tz, lat, lon)
             return Answer(scores, ctx, None, None, at, at_tz, reason, info)
         batch = make_live_batch([ctx], [uid], [at], [at_tz], max_len=self.loaded.max_len,
-                                hist_len=self.loaded.hist_len, poi_lat=self.catalog.poi_lat,
-                                poi_lon=self.catalog.poi_lon, target_time_known=self.loaded.target_time_known)
+                                hist_len=self.loaded.hist_len, poi_category=self.catalog.poi_category,
+                                poi_lat=self.catalog.poi_lat, poi_lon=self.catalog.poi_lon,
+                                target_time_known=self.loaded.target_time_known)
         _CAPTURE.out = None
         with torch.inference_mode():
             scores = self.model.score(batch)[0].float()                          # (P,)

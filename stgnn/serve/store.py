@@ -223,6 +223,9 @@ class CheckinStore:
                 c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                     ("seeded_from", f"{split.name}:{split.fingerprint()}"),
                     ("seeded_until", "" if until is None else str(int(until))),
+                    # the training period's end (a time cut: ``part == 0`` is ``ts < train_end`` under
+                    # the default span), so a served catalog counts training traffic without the split
+                    ("train_end", str(int(split.cuts["train_end"])) if "train_end" in split.cuts else ""),
                     ("traj_gap_hours", str(float(split.protocol.get("traj_gap_hours", 24.0))))])
                 c.execute("COMMIT")
             except BaseException:
@@ -257,14 +260,22 @@ class CheckinStore:
 
     def poi_table(self) -> dict[str, np.ndarray]:
         """Every POI: ``key (K,)``, ``poi (K,)`` raw ids, ``category (K,)`` names, ``lat``, ``lon`` ``(K,)``
-        (NaN when unknown), ordered by key."""
+        (NaN when unknown), ``text (K,)``, ordered by key."""
         rows = self._conn().execute(
-            "SELECT p.key, p.poi, c.name, p.lat, p.lon FROM pois p JOIN categories c ON c.key = p.category_key "
-            "ORDER BY p.key").fetchall()
-        key, poi, cat, lat, lon = zip(*rows) if rows else ((), (), (), (), ())
+            "SELECT p.key, p.poi, c.name, p.lat, p.lon, p.text FROM pois p JOIN categories c "
+            "ON c.key = p.category_key ORDER BY p.key").fetchall()
+        key, poi, cat, lat, lon, text = zip(*rows) if rows else ((),) * 6
         return {"key": np.asarray(key, np.int64), "poi": np.asarray(poi, object), "category": np.asarray(cat, object),
                 "lat": np.asarray([np.nan if v is None else v for v in lat], np.float64),
-                "lon": np.asarray([np.nan if v is None else v for v in lon], np.float64)}
+                "lon": np.asarray([np.nan if v is None else v for v in lon], np.float64),
+                "text": np.asarray(text, object)}
+
+    def checkin_times(self, before: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(poi_key, ts, tz)`` ``(n,)`` int64 of every check-in with ``ts < before`` (all: ``None``)."""
+        a = np.array(self._conn().execute("SELECT poi_key, ts, tz FROM checkins WHERE ts < ?",
+                                          (MAX_TS if before is None else int(before),)).fetchall(),
+                     dtype=np.int64).reshape(-1, 3)
+        return a[:, 0], a[:, 1], a[:, 2]
 
     def poi_keys(self) -> dict[str, int]:
         """``{raw POI id: store key}`` of every POI."""

@@ -36,6 +36,8 @@ def serve_runs(tmp_path_factory):
             recipes.run_one(cfg, 0, run)
             out[name] = run
         out["split"] = recipes.load_split(cfg)
+        # served runs are rebuilt from the files a run keeps (inputs.pt), never from the split
+        assert all((out[n] / "inputs.pt").is_file() for n in ("STGNN", "UserHistory"))
         out["root"] = root
         yield out
     finally:

@@ -176,7 +176,8 @@ def test_every_baseline_serves_through_the_same_interface(tmp_path, serve_runs, 
     """Untrained (random) weights suffice: serving only needs ``score(batch)``."""
     from stgnn import recipes
     from stgnn.config import ExperimentConfig, dump_config, from_dict
-    from stgnn.models.registry import build_model
+    from stgnn.inputs import INPUTS_FILE
+    from stgnn.registry import build_model
     from stgnn.serve.loading import load_run
 
     split = serve_runs["split"]
@@ -186,7 +187,9 @@ def test_every_baseline_serves_through_the_same_interface(tmp_path, serve_runs, 
     run = tmp_path / model
     run.mkdir()
     (run / "config.yaml").write_text(dump_config(cfg))
-    m = build_model(model, recipes.load_split(cfg), **kw)
+    inputs = recipes.run_inputs(cfg, recipes.load_split(cfg))
+    inputs.save(run / INPUTS_FILE)
+    m = build_model(model, inputs, **kw)
     if m.trainable:
         torch.save({"format": 1, "model": m.state_dict()}, run / "best.pt")
     rec = Recommender(load_run(run), seeded_store)
