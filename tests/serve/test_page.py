@@ -2,8 +2,9 @@
 downloaded browser): pick a user, see the trajectory and the top-10 with explanations, click a POI
 on the map, check in, and watch the recommendations change. Saves a screenshot.
 
-Without the browser the test skips on a developer's machine but FAILS in CI (``STGNN_REQUIRE_DATA``
-or ``CI`` set; ``.ci/run`` installs the packages). ``STGNN_PAGE_RUN`` serves another run (e.g. the
+Without the browser the test skips on a developer's machine but FAILS in CI
+(``STGNN_REQUIRE_BROWSER``, ``STGNN_REQUIRE_DATA`` or ``CI`` set; ``.ci/run`` sets the first two
+and installs the packages). ``STGNN_PAGE_RUN`` serves another run (e.g. the
 NYC STGNN of ``make run``) and ``STGNN_SCREENSHOT`` copies the screenshot there (how
 ``docs/serve_page.png`` was made, see docs/serving.md).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ def _browser() -> tuple[str, str]:
         missing.append("the selenium package (pip install -e '.[dev]')")
     if missing:
         msg = f"the page test needs {missing}: apt-get install -y chromium chromium-driver"
-        if os.environ.get("STGNN_REQUIRE_DATA") or os.environ.get("CI"):
+        if any(os.environ.get(v) for v in ("STGNN_REQUIRE_BROWSER", "STGNN_REQUIRE_DATA", "CI")):
             pytest.fail(msg)
         pytest.skip(msg)
     return chromium, driver
@@ -141,3 +143,19 @@ def test_page_shows_recommendations_and_a_click_checks_in(browser, serve_runs, t
             shutil.copyfile(shot, os.environ["STGNN_SCREENSHOT"])
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("required", [None, "STGNN_REQUIRE_BROWSER", "STGNN_REQUIRE_DATA", "CI"])
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path, required):
+    """CI (``.ci/run`` sets STGNN_REQUIRE_BROWSER and STGNN_REQUIRE_DATA) never passes vacuously."""
+    import _pytest.outcomes
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", str(tmp_path / "no-chromium"))
+    for v in ("STGNN_REQUIRE_BROWSER", "STGNN_REQUIRE_DATA", "CI"):
+        monkeypatch.delenv(v, raising=False)
+    if required:
+        monkeypatch.setenv(required, "1")
+    expected = _pytest.outcomes.Failed if required else _pytest.outcomes.Skipped
+    with pytest.raises(expected, match="apt-get install -y chromium chromium-driver"):
+        _browser()
