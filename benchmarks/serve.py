@@ -7,7 +7,7 @@
    open-loop load generator (:mod:`stgnn.serve.loadgen`) at ``--rate`` requests/s for
    ``--http-seconds``, 80% ``GET /recommend`` / 20% ``POST /checkins`` (durable writes).
 
-Prints a table and writes JSON (``--out``, default ``benchmarks/results/serve_<dataset>.json``)
+Prints a table and writes JSON (``--out``, default ``benchmarks/results/serve/latency_<dataset>.json``)
 with the machine's conditions (cores, load average before/after each part). Latency on a shared
 machine depends on its load: the numbers are only as quiet as the machine was.
 
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
               f"load average before/after: {h['load_before']} / {h['load_after']}")
     from stgnn.utils.io import atomic_write_json
 
-    out = Path(args.out or f"benchmarks/results/serve_{result['dataset']}.json")
+    out = Path(args.out or f"benchmarks/results/serve/latency_{result['dataset']}.json")
     atomic_write_json(out, result)
     print(f"\nwrote {out}")
     return 0
