@@ -2,6 +2,7 @@
 malformed requests that must each get a 4xx JSON answer with a clear message (never a 500)."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -173,6 +174,36 @@ def test_malformed_requests_get_a_clear_4xx(client, seeded_store, name, method, 
 
 def test_the_table_is_long_enough():
     assert len(MALFORMED) >= 20 and len({m[0] for m in MALFORMED}) == len(MALFORMED)
+
+
+def _short(v: object, n: int = 64) -> str:
+    text = v.decode("latin-1") if isinstance(v, bytes) else v if isinstance(v, str) else json.dumps(v)
+    return text if len(text) <= n else f"{text[:n - 20]}… ({len(text):,} characters)"
+
+
+def malformed_table() -> str:
+    """The markdown table of :data:`MALFORMED` that docs/serving.md shows (checked below)."""
+    rows = ["| malformed request | sent | status | the error message contains |", "|---|---|---|---|"]
+    for name, method, path, kw, headers, status, fragment in MALFORMED:
+        sent = f"{method.upper()} {path}"
+        if "params" in kw:
+            sent += "?" + "&".join(f"{k}={_short(str(v), 28)}" for k, v in kw["params"].items())
+        for key in ("json", "content"):
+            if key in kw:
+                sent += f" body `{_short(kw[key])}`" if kw[key] else " with an empty body"
+        if method == "post":
+            sent += {None: " (no token)", AUTH["Authorization"]: ""}.get(headers.get("Authorization"), " (wrong token)")
+        rows.append(f"| {name} | {sent} | {status} | {f'`{fragment}`' if fragment else 'a JSON error'} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_docs_show_the_malformed_request_table():
+    """docs/serving.md holds the table this file tests; regenerate it with
+    ``python -c "import sys; sys.path[:0] = ['tests/serve']; import test_app; print(test_app.malformed_table())"``."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    assert malformed_table() in docs
 
 
 def test_admin_is_off_without_a_token(seeded_store, stgnn_loaded):
