@@ -121,11 +121,11 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run = load_trained(run_dir, "cpu", inputs=inputs)
     cfg, model = run.config, run.model
     precompute(model)
-    protocol = dict(run.inputs.source.get("protocol") or cfg.protocol)
     catalog = Catalog.from_inputs(run.inputs)
-    catalog.protocol = protocol
+    if not catalog.protocol:            # inputs name the split's full protocol; a config only its overrides
+        catalog.protocol = dict(cfg.protocol)
     return LoadedRun(model=model, catalog=catalog, max_len=cfg.train.max_len, hist_len=cfg.train.hist_len,
-                     target_time_known=target_time_known(model, protocol), name=cfg.name, run_dir=run_dir,
+                     target_time_known=target_time_known(model, catalog.protocol), name=cfg.name, run_dir=run_dir,
                      checkpoint=run.checkpoint, inputs_rebuilt=inputs is not None)
 
 
