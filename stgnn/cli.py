@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--jobs", type=int, default=1, help="train runs in this many processes, cores shared [1]")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     sp.set_defaults(func=cmd_reproduce, table="ablation")
+
+    # --- serving (stgnn/serve/commands.py): `stgnn serve`, `stgnn replay` -----------------------
+    from stgnn.serve.commands import add_parsers as add_serve_parsers
+
+    add_serve_parsers(sub)
+    # --- end serving ----------------------------------------------------------------------------
     return p
 
 

@@ -16,7 +16,7 @@ MAX_LINES = 500
 
 #: lowest first: what a layer may import (DESIGN.md's data flow, read bottom-up)
 LAYERS = ("utils", "config", "data", "eval", "features", "graph", "layers", "inputs", "models", "baselines",
-          "registry", "preflight", "train", "recipes", "cli", "__main__")
+          "registry", "preflight", "train", "serve", "recipes", "cli", "__main__")
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
