@@ -25,7 +25,6 @@ data prepare my.csv --columns ...`` or ``dataset.columns`` in a config), they ar
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -33,18 +32,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.usable import require_usable
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import Split
-from stgnn.utils.io import atomic_write_bytes, atomic_write_json, remove_stale_temps
-
-try:  # POSIX advisory locks; elsewhere concurrent prepares are simply not serialised
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from stgnn.utils.io import atomic_write_bytes, atomic_write_json, file_lock, remove_stale_temps
 
 # Bump when make_split or a loader changes what it produces for the same input.
 # 2: plausibility window on times, control characters refused in ids, per-line encodings.
@@ -113,20 +107,6 @@ def processed_dir(root: str | os.PathLike) -> Path:
                              "move it away or pass another --root (STGNN_ROOT)")
     processed.mkdir(parents=True, exist_ok=True)
     return processed
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock on ``path`` (created if missing) for the ``with`` block."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.PathLike = "data",

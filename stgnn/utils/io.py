@@ -8,13 +8,34 @@ NaN and infinities (e.g. the std of one seed) are written as ``null``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+try:  # POSIX advisory locks; elsewhere concurrent writers are simply not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Exclusive advisory lock on ``path`` (created if missing) for the ``with`` block; without
+    POSIX locks (Windows) a no-op, and atomic writes still keep each file whole."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

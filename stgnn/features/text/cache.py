@@ -5,15 +5,14 @@ memoised by file stamp (:data:`_MEMO`), so a process reads a store once until it
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from stgnn.utils.io import atomic_write_bytes, atomic_write_json
+from stgnn.utils.io import atomic_write_bytes, atomic_write_json, file_lock
 
 _MEMO: dict[str, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
 
@@ -65,7 +64,7 @@ class VectorStore:
     def add(self, keys: np.ndarray, vecs: np.ndarray, meta: dict[str, Any]) -> None:
         """Merge new entries into the store (re-read under a lock so no writer's entries are lost)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with _locked(self.folder / ".lock"):
+        with file_lock(self.folder / ".lock"):
             old = self._read()
             if old is not None and old[1].shape[1] == vecs.shape[1]:
                 keys = np.concatenate([old[0], keys])
@@ -79,18 +78,3 @@ class VectorStore:
                                                           "dim": int(vecs.shape[1])})
             st = self.path.stat()
             _MEMO[str(self.path)] = ((st.st_mtime_ns, st.st_size), keys, vecs)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks (Windows): atomic writes still keep the file whole
-        yield
-        return
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
