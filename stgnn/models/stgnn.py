@@ -263,6 +263,10 @@ class STGNN(Recommender):
             table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
         graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
+        prior: residual learning over a no-learning reference: :class:`~stgnn.baselines.user_history.UserHistory`
+            keywords (e.g. the tuned reference's) whose log-probabilities, times a learned
+            per-sample weight, are added to the model's before the final softmax
+            (:class:`~stgnn.models.prior.ReferencePrior`); ``None`` (default): off.
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
@@ -282,7 +286,8 @@ class STGNN(Recommender):
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
                  snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
                  cell_conv: str | type = "gcn",
-                 graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
+                 graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
+                 prior: dict[str, Any] | None = None) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -342,6 +347,14 @@ class STGNN(Recommender):
         self.dist_matrix = num_pois <= dist_matrix_max_pois
         self.register_buffer("poi_dist_bucket", torch.zeros((num_pois, num_pois) if self.dist_matrix else (0, 0),
                                                             dtype=torch.uint8), persistent=False)
+        # --- residual learning over a reference scorer (off unless ``prior`` is given)
+        self.prior = None
+        if prior is not None:
+            if num_sampled > 0:
+                raise ValueError("STGNN(prior=...) renormalises over every POI; it needs num_sampled=0")
+            from stgnn.models.prior import ReferencePrior
+
+            self.prior = ReferencePrior(num_users, num_pois, dim, prior)
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -376,6 +389,8 @@ class STGNN(Recommender):
             from stgnn.graph.snapshots import transition_snapshots
 
             self.attach_snapshots(transition_snapshots(split, self.snapshot_days, self.snapshots, parts=(0,)))
+        if self.prior is not None:
+            self.prior.fit_data(split)
         if self.opts["graph"] != "none":
             from stgnn.graph.hetero import build_hetero_graph  # the graph package is optional for graph="none"
 
@@ -675,10 +690,13 @@ class STGNN(Recommender):
 
     def score(self, batch: Batch) -> Tensor:
         out = self(batch)
-        return self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))   # (B, P)
+        logp = self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))   # (B, P)
+        return logp if self.prior is None else self.prior(batch, out["u"], logp)
 
     def loss(self, batch: Batch) -> Tensor:
         y = batch.target_poi                                                  # (B,)
+        if self.prior is not None:  # the prior renormalises over every POI: score them all
+            return F.nll_loss(self.score(batch), y)
         sampled = self.num_sampled > 0 and self.training
         neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None
         out = self(batch, extra_pois=neg)                                     # neg: (B, K)

@@ -1,0 +1,84 @@
+"""Residual learning over a no-learning reference: its log-probabilities as a fixed prior.
+
+A tuned :class:`~stgnn.baselines.user_history.UserHistory` (personal frequency, routine,
+transitions, popularity) is already a strong next-POI scorer. Rather than relearn it, a model can
+take its distribution ``r`` as an input and learn only what it misses::
+
+    log p(poi) = log_softmax( log q(poi) + lam(u) * log(r(poi) + floor) )
+
+``q`` is the model's own distribution (for STGNN the pointer/generate mixture), ``u`` its
+per-sample query vector and ``lam(u) = softplus(w . u + b) >= 0`` how much the sample trusts the
+reference (``b`` starts where ``lam = 1``, an even product of the two). ``floor`` keeps POIs the
+reference gives no mass (never visited, never a transition) in play. The reference has no
+trained parameters; gradients flow into ``q`` and ``lam`` only.
+
+Leakage: the reference is built with ``counts="visible"`` (popularity and transitions counted
+strictly before each sample's query time, under the protocol's history setting), so a training
+sample's prior never counts its own target; its personal and routine terms read only the batch.
+It reads the target time exactly when the batch carries it (the host model declares
+``uses_target_time`` and the protocol allows it), else the last prefix time.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stgnn.baselines.user_history import UserHistory
+from stgnn.data.batch import Batch
+from stgnn.data.split import Split
+
+
+class ReferencePrior(nn.Module):
+    """Multiply a model's distribution by a reference distribution raised to a learned power.
+
+    Args:
+        num_users, num_pois: id-space sizes.
+        dim: width of the host model's query vector ``u``.
+        reference: :class:`UserHistory` keywords (e.g. the tuned ones); ``counts`` is forced to
+            ``"visible"`` (see the module docstring).
+        floor: added to the reference's probabilities before the log.
+
+    Shapes:
+        ``forward(batch, u (B, dim), logq (B, P)) -> (B, P)`` log-probabilities.
+    """
+
+    def __init__(self, num_users: int, num_pois: int, dim: int, reference: Mapping[str, Any] | None = None,
+                 floor: float = 1e-4) -> None:
+        super().__init__()
+        if floor <= 0:
+            raise ValueError(f"floor must be > 0, got {floor}")
+        kwargs = {**(reference or {}), "counts": "visible"}
+        self.reference = UserHistory(num_users, num_pois, **kwargs)
+        self.floor = floor
+        # lam(u) = softplus(lam_weight . u + lam_bias); made without drawing random numbers, so
+        # the host model's own parameters start exactly as they would without the prior
+        self.lam_weight = nn.Parameter(torch.zeros(dim))
+        self.lam_bias = nn.Parameter(torch.zeros(()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.lam_weight.zero_()
+            self.lam_bias.fill_(math.log(math.e - 1.0))   # softplus(b) = 1: an even product at the start
+
+    def fit_data(self, split: Split) -> None:
+        self.reference.fit_data(split)
+
+    def log_reference(self, batch: Batch) -> Tensor:
+        """``(B, P)`` float32 ``log(r + floor)``; no gradient."""
+        with torch.no_grad():
+            return torch.log(self.reference.score(batch).float() + self.floor)
+
+    def forward(self, batch: Batch, u: Tensor, logq: Tensor) -> Tensor:
+        lam = F.softplus(u.float() @ self.lam_weight + self.lam_bias)[:, None]  # (B, 1)
+        return (logq.float() + lam * self.log_reference(batch)).log_softmax(-1)  # (B, P)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(floor={self.floor}, reference={self.reference.extra_repr()})"
+
+
+__all__ = ["ReferencePrior"]
