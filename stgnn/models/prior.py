@@ -12,6 +12,11 @@ reference (``b`` starts where ``lam = 1``, an even product of the two). ``floor`
 reference gives no mass (never visited, never a transition) in play. The reference has no
 trained parameters; gradients flow into ``q`` and ``lam`` only.
 
+``fusion="joint"`` (above) trains the model through the product. ``fusion="late"`` trains the
+model alone (its loss ignores the prior, so training is exactly the model's without it) and
+multiplies by ``r ** weight`` only when scoring: a product of experts of two scorers fitted
+separately. On NYC the late product was the better of the two (experiments/information_settings/).
+
 Leakage: the reference is built with ``counts="visible"`` (popularity and transitions counted
 strictly before each sample's query time, under the protocol's history setting), so a training
 sample's prior never counts its own target; its personal and routine terms read only the batch.
@@ -41,23 +46,29 @@ class ReferencePrior(nn.Module):
         reference: :class:`UserHistory` keywords (e.g. the tuned ones); ``counts`` is forced to
             ``"visible"`` (see the module docstring).
         floor: added to the reference's probabilities before the log.
+        fusion: ``"joint"`` (trained through the product, ``lam`` learned per sample) or
+            ``"late"`` (the model trains alone; the product with ``lam = weight`` is taken at scoring).
+        weight: the fixed ``lam`` of ``fusion="late"``.
 
     Shapes:
         ``forward(batch, u (B, dim), logq (B, P)) -> (B, P)`` log-probabilities.
     """
 
     def __init__(self, num_users: int, num_pois: int, dim: int, reference: Mapping[str, Any] | None = None,
-                 floor: float = 1e-4) -> None:
+                 floor: float = 1e-4, fusion: str = "joint", weight: float = 1.0) -> None:
         super().__init__()
-        if floor <= 0:
-            raise ValueError(f"floor must be > 0, got {floor}")
+        if floor <= 0 or weight < 0:
+            raise ValueError(f"need floor > 0 and weight >= 0, got floor={floor}, weight={weight}")
+        if fusion not in ("joint", "late"):
+            raise ValueError(f"fusion must be 'joint' or 'late', got {fusion!r}")
+        self.fusion, self.weight = fusion, weight
         kwargs = {**(reference or {}), "counts": "visible"}
         self.reference = UserHistory(num_users, num_pois, **kwargs)
         self.floor = floor
         # lam(u) = softplus(lam_weight . u + lam_bias); made without drawing random numbers, so
         # the host model's own parameters start exactly as they would without the prior
-        self.lam_weight = nn.Parameter(torch.zeros(dim))
-        self.lam_bias = nn.Parameter(torch.zeros(()))
+        self.lam_weight = nn.Parameter(torch.zeros(dim), requires_grad=fusion == "joint")
+        self.lam_bias = nn.Parameter(torch.zeros(()), requires_grad=fusion == "joint")
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -74,11 +85,14 @@ class ReferencePrior(nn.Module):
             return torch.log(self.reference.score(batch).float() + self.floor)
 
     def forward(self, batch: Batch, u: Tensor, logq: Tensor) -> Tensor:
+        if self.fusion == "late":
+            return (logq.float() + self.weight * self.log_reference(batch)).log_softmax(-1)  # (B, P)
         lam = F.softplus(u.float() @ self.lam_weight + self.lam_bias)[:, None]  # (B, 1)
         return (logq.float() + lam * self.log_reference(batch)).log_softmax(-1)  # (B, P)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(floor={self.floor}, reference={self.reference.extra_repr()})"
+        return (f"{type(self).__name__}(fusion={self.fusion}, weight={self.weight}, floor={self.floor}, "
+                f"reference={self.reference.extra_repr()})")
 
 
 __all__ = ["ReferencePrior"]

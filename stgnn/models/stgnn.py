@@ -264,9 +264,11 @@ class STGNN(Recommender):
         graph_data: the training graph now (else :meth:`fit_data` / :meth:`attach_graph`).
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
         prior: residual learning over a no-learning reference: :class:`~stgnn.baselines.user_history.UserHistory`
-            keywords (e.g. the tuned reference's) whose log-probabilities, times a learned
-            per-sample weight, are added to the model's before the final softmax
-            (:class:`~stgnn.models.prior.ReferencePrior`); ``None`` (default): off.
+            keywords (e.g. the tuned reference's) whose log-probabilities, times a weight, are
+            added to the model's before the final softmax; the keys ``fusion`` (``"joint"``:
+            trained through, weight learned per sample; ``"late"``: trained alone, product at
+            scoring), ``weight`` and ``floor`` go to :class:`~stgnn.models.prior.ReferencePrior`.
+            ``None`` (default): off.
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
@@ -350,11 +352,14 @@ class STGNN(Recommender):
         # --- residual learning over a reference scorer (off unless ``prior`` is given)
         self.prior = None
         if prior is not None:
-            if num_sampled > 0:
-                raise ValueError("STGNN(prior=...) renormalises over every POI; it needs num_sampled=0")
+            if num_sampled > 0 and prior.get("fusion", "joint") == "joint":
+                raise ValueError("STGNN(prior=...) with fusion='joint' renormalises over every POI; "
+                                 "it needs num_sampled=0")
             from stgnn.models.prior import ReferencePrior
 
-            self.prior = ReferencePrior(num_users, num_pois, dim, prior)
+            opts = {k: prior[k] for k in ("fusion", "weight", "floor") if k in prior}
+            ref = {k: v for k, v in prior.items() if k not in opts}
+            self.prior = ReferencePrior(num_users, num_pois, dim, ref, **opts)
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -695,7 +700,7 @@ class STGNN(Recommender):
 
     def loss(self, batch: Batch) -> Tensor:
         y = batch.target_poi                                                  # (B,)
-        if self.prior is not None:  # the prior renormalises over every POI: score them all
+        if self.prior is not None and self.prior.fusion == "joint":  # renormalised over every POI
             return F.nll_loss(self.score(batch), y)
         sampled = self.num_sampled > 0 and self.training
         neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None

@@ -52,3 +52,22 @@ def test_stgnn_with_prior_trains_lam_and_changes_scores(synthetic_split, batch) 
     assert not any(p.requires_grad for p in residual.prior.reference.parameters())
     with pytest.raises(ValueError, match="num_sampled=0"):
         STGNN(4, 5, num_sampled=3, prior=REF)
+
+
+def test_late_fusion_trains_like_the_plain_model_and_multiplies_at_scoring(synthetic_split, batch) -> None:
+    def make(**kw):
+        torch.manual_seed(0)
+        return STGNN.from_split(synthetic_split, dim=16, graph="static", graph_layers=1, **kw)
+    plain, late = make(), make(prior={**REF, "fusion": "late", "weight": 0.5})
+    assert late.prior.fusion == "late" and not any(p.requires_grad for p in late.prior.parameters())
+    plain.train(), late.train()
+    torch.manual_seed(1)
+    a = plain.loss(batch)
+    torch.manual_seed(1)
+    b = late.loss(batch)
+    assert torch.equal(a, b)          # training never sees the prior
+    plain.eval(), late.eval()
+    expected = (plain.score(batch) + 0.5 * late.prior.log_reference(batch)).log_softmax(-1)
+    torch.testing.assert_close(late.score(batch), expected)
+    with pytest.raises(ValueError, match="fusion"):
+        STGNN(4, 5, prior={"fusion": "early"})
