@@ -39,6 +39,8 @@ def test_unknown_keys_list_valid_ones(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.yaml.*\['modle'\].*'model'"):
         load_config(p, [])
     with pytest.raises(ConfigError, match="not a section"):
+        load_config(None, ["seeds.x=1"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'dataset.x'.*'dataset.columns'"):
         load_config(None, ["dataset.x=1"])
 
 
@@ -58,3 +60,30 @@ def test_dump_roundtrip(tmp_path):
     p = tmp_path / "resolved.yaml"
     p.write_text(text)
     assert load_config(p, []) == cfg
+
+
+def test_apply_overrides_is_the_one_parser_for_configs_and_protocols(tmp_path):
+    from stgnn.config import DatasetConfig, apply_overrides
+    from stgnn.data.protocol import ProtocolConfig
+
+    cfg = apply_overrides(ExperimentConfig(), ["dataset=my.csv", "dataset.columns=user=u,item=i,time=t",
+                                               "dataset.time_unit=ms", "protocol.min_poi_checkins=3"])
+    assert cfg.dataset == DatasetConfig(path="my.csv", columns={"user": "u", "item": "i", "time": "t"}, time_unit="ms")
+    assert hash(cfg.dataset) == hash(DatasetConfig(path="my.csv", columns="user=u,item=i,time=t", time_unit="ms"))
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_config(cfg))
+    assert load_config(p, []) == cfg  # the mapping form survives a round trip through YAML
+    proto = apply_overrides(ProtocolConfig(), ["min_poi_checkins=5", "fractions=[0.7,0.2,0.1]", "traj_gap_hours=12"])
+    assert (proto.min_poi_checkins, proto.fractions, proto.traj_gap_hours) == (5, (0.7, 0.2, 0.1), 12.0)
+    with pytest.raises(ConfigError, match="min_poi_checkins='abc' must be an integer"):
+        apply_overrides(ProtocolConfig(), ["min_poi_checkins=abc"])
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    (tmp_path / "bad.yaml").write_text("train:\n  lr: [1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")

@@ -68,14 +68,6 @@ def test_hist_len_keeps_the_most_recent(synthetic_split: Split) -> None:
         assert seen == prefix | set(sorted(_user_before(s, j) - prefix)[-5:])
 
 
-def test_hidden_target_time_carries_none(synthetic_split: Split) -> None:
-    t = synthetic_split.samples["test"]
-    hidden = SampleLoader(synthetic_split, "test", allow_target_time=False).make_batch(t)
-    known = SampleLoader(synthetic_split, "test", allow_target_time=True).make_batch(t)
-    assert (hidden.target_ts == 0).all() and (hidden.target_tz == 0).all()
-    assert np.array_equal(known.target_ts.numpy(), synthetic_split.ts[t])
-
-
 @pytest.mark.realdata
 def test_nyc_all_past_sees_nothing_after_the_target(nyc_filtered) -> None:
     from stgnn.data.protocol import ProtocolConfig, make_split

@@ -5,37 +5,60 @@ Layout under ``root`` (like a PyG dataset)::
     root/raw/                         raw files a fetcher downloads (local files are read in place)
     root/processed/<name>-<key>.npz   the Split (``Split.to_bytes``)
     root/processed/<name>-<key>.json  its manifest
-    root/processed/raw_hashes.json    sha256 of raw files, keyed by (path, size, mtime)
+    root/processed/<name>-<key>.lock  taken (``fcntl.flock``) while the pair is checked or written
+    root/processed/tables.json        loader options (column mapping...) of own table files
 
 ``key`` = sha256 of (raw file sha256, protocol options, loader options, ``PROCESSING_VERSION``),
-so a new raw file, another protocol or a change of the processing code gives a new file.
-The manifest records the raw file (path, size, sha256), the protocol, the processing version,
-the split's fingerprint and the processed file's size and sha256. On load, the processed file
-is checked against the manifest (size, sha256, then fingerprint after parsing); a truncated,
-corrupt or mismatching file is rebuilt with a message on stderr. All writes are atomic.
+so a new raw file, another protocol or a change of the processing code gives a new file. The raw
+file is hashed by its content, streamed, on every call (about 2 ms per MB): a file edited in
+place with its size and mtime kept still gets a new key. The manifest records the raw file (path,
+size, sha256), the protocol, the processing version, the split's fingerprint and the processed
+file's size and sha256. On load, the manifest's shape and the processed file are checked
+(size, sha256, then fingerprint after parsing); a truncated, corrupt, wrong-shaped or
+mismatching pair is rebuilt with a message on stderr. The npz and its manifest are written as one
+unit under the key's lock, so concurrent prepares never leave a pair from two writers; temp files
+left by a killed writer are removed under the same lock.
+
+Own CSV/Parquet files need loader options (``columns``, ``time_unit``...). Given once (``stgnn
+data prepare my.csv --columns ...`` or ``dataset.columns`` in a config), they are remembered in
+``tables.json`` for that file, so ``stgnn train dataset=my.csv`` finds them.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from stgnn.data.protocol import ProtocolConfig, make_split
+from stgnn.data.usable import require_usable
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import Split
-from stgnn.utils.io import atomic_write_bytes, atomic_write_json
+from stgnn.utils.io import atomic_write_bytes, atomic_write_json, remove_stale_temps
+
+try:  # POSIX advisory locks; elsewhere concurrent prepares are simply not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 # Bump when make_split or a loader changes what it produces for the same input.
-PROCESSING_VERSION = 1
+# 2: plausibility window on times, control characters refused in ids, per-line encodings.
+PROCESSING_VERSION = 2
 _HASH_CHUNK = 1 << 20
+TABLES_FILE = "tables.json"
+
+
+class CacheError(OSError):
+    """The cache folder cannot be used (e.g. ``processed`` is a file); the message says what to do."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file's content, streamed in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
@@ -43,38 +66,31 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def raw_file_hash(path: Path, processed_dir: Path) -> str:
-    """sha256 of a raw file, remembered by (resolved path, size, mtime_ns) so it is hashed once."""
-    st = path.stat()
-    index_path = processed_dir / "raw_hashes.json"
-    try:
-        index = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    entry = index.get(str(path.resolve()))
-    if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
-        return entry["sha256"]
-    digest = sha256_file(path)
-    index[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-    atomic_write_json(index_path, index)
-    return digest
+def split_spec(source: Any) -> tuple[str | os.PathLike, dict[str, Any]]:
+    """``(name or path, loader options)`` of a dataset spec: a name, a path, or a mapping (or
+    dataclass, e.g. :class:`stgnn.config.DatasetConfig`) with ``path`` and loader options such as
+    ``columns``, ``time_unit``, ``time_window``, ``on_bad_row``."""
+    if dataclasses.is_dataclass(source) and not isinstance(source, type):
+        source = dataclasses.asdict(source)
+    if isinstance(source, Mapping):
+        opts = {k: v for k, v in source.items() if v is not None and v != {}}
+        if "path" not in opts:
+            raise ValueError(f"dataset spec {dict(source)!r} has no 'path'")
+        path = opts.pop("path")
+        if "time_window" in opts:
+            opts["time_window"] = list(opts["time_window"])
+        return path, opts
+    return source, {}
 
 
-def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True) -> tuple[str, Path | None]:
-    """``(dataset name, raw file)`` of a source spec; the file is ``None`` for ``"synthetic"``."""
-    from stgnn.data.sources import fetch_gowalla, fetch_tsmc2014
+def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True,
+                columns: bool = False, data_dir: str | os.PathLike | None = None) -> tuple[str, Path | None]:
+    """``(dataset name, raw file)`` of a source spec; the file is ``None`` for generated data.
+    ``data_dir``: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``)."""
+    from stgnn.data.sources import resolve
 
-    key = str(source).lower()
-    if key in ("nyc", "tky"):
-        return key, fetch_tsmc2014(key.upper(), root=root, download=download)
-    if key == "gowalla":
-        return key, fetch_gowalla(root=root, download=download)
-    if key == "synthetic":
-        return key, None
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"{source!r} is neither a dataset name nor an existing file")
-    return path.name.split(".")[0], path
+    res = resolve(source, root, download, columns=columns, data_dir=data_dir)
+    return res.name, res.path
 
 
 def cache_key(raw_sha: str, protocol: ProtocolConfig, load_kw: dict[str, Any]) -> str:
@@ -84,66 +100,164 @@ def cache_key(raw_sha: str, protocol: ProtocolConfig, load_kw: dict[str, Any]) -
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare(source: str | os.PathLike, protocol: ProtocolConfig | None = None, root: str | os.PathLike = "data",
-            force_reload: bool = False, download: bool = True, **load_kw: Any) -> Split:
+def processed_dir(root: str | os.PathLike) -> Path:
+    """``root/processed``, created if missing.
+
+    Raises:
+        CacheError: ``root`` or ``root/processed`` exists and is not a folder.
+    """
+    processed = Path(root) / "processed"
+    for p in (Path(root), processed):
+        if p.exists() and not p.is_dir():
+            raise CacheError(f"{p} exists and is not a folder, so the processed-data cache cannot live there; "
+                             "move it away or pass another --root (STGNN_ROOT)")
+    processed.mkdir(parents=True, exist_ok=True)
+    return processed
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``path`` (created if missing) for the ``with`` block."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.PathLike = "data",
+            force_reload: bool = False, download: bool = True, remember: bool = True,
+            data_dir: str | os.PathLike | None = None,
+            **load_kw: Any) -> Split:
     """The :class:`Split` of ``source`` under ``protocol``, from the cache when valid.
 
     Args:
-        source: ``"nyc"``/``"tky"``/``"gowalla"``/``"synthetic"`` or a file path (see
-            :func:`stgnn.data.sources.load_source`).
+        source: a dataset name (``"nyc"``, ``"synthetic"``... see
+            :func:`stgnn.data.sources.dataset_names`), a file path, or a mapping / dataclass with
+            ``path`` and loader options (see :func:`split_spec`).
         protocol: protocol options (default :class:`ProtocolConfig()`, STHGCN's).
         root: dataset folder holding ``raw/`` and ``processed/``.
         force_reload: rebuild even if a valid processed file exists.
         download: let a fetcher download a missing raw file into ``root/raw``.
-        load_kw: loader options (e.g. ``drop_duplicates=False``; generator arguments for
-            ``"synthetic"``); part of the cache key.
+        remember: remember an own table's loader options for later calls without them.
+        data_dir: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``).
+        load_kw: loader options (e.g. ``columns=``, ``time_unit=``, ``on_bad_row=``,
+            ``drop_duplicates=False``; generator arguments for ``"synthetic"``); part of the key.
 
     Returns:
         the split; ``split.stats["cache"]`` says whether it was loaded or built, and the key.
+
+    Raises:
+        DataError: a bad raw file (``file:line: field``); SplitError: the protocol left an empty
+        or degenerate split (naming the step); CacheError: an unusable cache folder.
     """
     protocol = protocol or ProtocolConfig()
-    root = Path(root)
-    processed = root / "processed"
-    processed.mkdir(parents=True, exist_ok=True)
-    name, raw_path = resolve_raw(source, root, download)
-    raw_sha = raw_file_hash(raw_path, processed) if raw_path is not None else "generated"
+    spec, spec_kw = split_spec(source)
+    load_kw = {**spec_kw, **load_kw}
+    processed = processed_dir(root)
+    name, raw_path = resolve_raw(spec, Path(root), download, columns="columns" in load_kw,
+                                 data_dir=data_dir)
+    if raw_path is not None and "columns" not in load_kw:
+        from stgnn.data.sources import sniff_source
+
+        if sniff_source(raw_path).needs_columns:
+            load_kw = {**remembered_options(processed, raw_path), **load_kw}
+    if raw_path is not None and "columns" in load_kw and remember:
+        remember_options(processed, raw_path, load_kw)
+    raw_sha = sha256_file(raw_path) if raw_path is not None else "generated"
     key = cache_key(raw_sha, protocol, load_kw)
     data_path, manifest_path = processed / f"{name}-{key}.npz", processed / f"{name}-{key}.json"
 
-    if not force_reload:
-        split, problem = _load_checked(data_path, manifest_path)
-        if split is not None:
-            split.stats["cache"] = {"hit": True, "key": key, "file": str(data_path)}
-            return split
-        if problem is not None:
-            print(f"stgnn: {problem}; rebuilding it", file=sys.stderr)
-    elif data_path.exists():
-        print(f"stgnn: force_reload: rebuilding {data_path}", file=sys.stderr)
+    with file_lock(processed / f"{name}-{key}.lock"):
+        # Under the lock no other process writes this pair: its temp files are orphans.
+        remove_stale_temps(processed, (data_path.name, manifest_path.name), all_writers=True)
+        if not force_reload:
+            split, problem = _load_checked(data_path, manifest_path)
+            if split is not None:
+                require_usable(split)
+                split.stats["cache"] = {"hit": True, "key": key, "file": str(data_path)}
+                return split
+            if problem is not None:
+                print(f"stgnn: {problem}; rebuilding it", file=sys.stderr)
+        elif data_path.exists():
+            print(f"stgnn: force_reload: rebuilding {data_path}", file=sys.stderr)
 
-    from stgnn.data.sources import load_source
-
-    t0 = time.perf_counter()
-    table: CheckinTable = load_source(raw_path if raw_path is not None else source, **load_kw)
-    t1 = time.perf_counter()
-    split = make_split(table, protocol, name=name)
-    split.stats["loading"] = {"source": str(raw_path or source), "report": table.report.to_dict(),
-                              "seconds_load": round(t1 - t0, 3),
-                              "seconds_split": round(time.perf_counter() - t1, 3)}
-    data = split.to_bytes()
-    atomic_write_bytes(data_path, data)
-    manifest = {
-        "name": name, "key": key, "processing_version": PROCESSING_VERSION,
-        "raw": {"path": str(raw_path) if raw_path else None, "sha256": raw_sha,
-                "size": raw_path.stat().st_size if raw_path else None},
-        "protocol": protocol.to_dict(), "load_kw": load_kw,
-        "split_fingerprint": split.fingerprint(),
-        "processed": {"file": data_path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    atomic_write_json(manifest_path, manifest)
+        split = _build(spec, raw_path, name, protocol, load_kw)
+        require_usable(split)  # an empty split is an error, never a cached result
+        data = split.to_bytes()
+        manifest = {
+            "name": name, "key": key, "processing_version": PROCESSING_VERSION,
+            "raw": {"path": str(raw_path) if raw_path else None, "sha256": raw_sha,
+                    "size": raw_path.stat().st_size if raw_path else None},
+            "protocol": protocol.to_dict(), "load_kw": load_kw,
+            "split_fingerprint": split.fingerprint(),
+            "processed": {"file": data_path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic_write_bytes(data_path, data)
+        atomic_write_json(manifest_path, manifest)
     split.stats["cache"] = {"hit": False, "key": key, "file": str(data_path)}
     return split
 
+
+def _build(spec: Any, raw_path: Path | None, name: str, protocol: ProtocolConfig,
+           load_kw: dict[str, Any]) -> Split:
+    from stgnn.data.sources import load_source
+
+    t0 = time.perf_counter()
+    table: CheckinTable = load_source(raw_path if raw_path is not None else spec, **{"name": name, **load_kw})
+    t1 = time.perf_counter()
+    split = make_split(table, protocol, name=name)
+    split.stats["loading"] = {"source": str(raw_path or spec), "report": table.report.to_dict(),
+                              "seconds_load": round(t1 - t0, 3),
+                              "seconds_split": round(time.perf_counter() - t1, 3)}
+    return split
+
+
+# ---------------------------------------------------------------------------- own tables
+
+def _read_json_dict(path: Path) -> tuple[dict[str, Any], str | None]:
+    """``(content, None)``, or ``({}, why)`` for a missing, unreadable or non-mapping file."""
+    if not path.exists():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return {}, f"{path} unreadable ({e})"
+    if not isinstance(data, dict):
+        return {}, f"{path} holds a {type(data).__name__}, not a mapping"
+    return data, None
+
+
+def remembered_options(processed: Path, raw_path: Path) -> dict[str, Any]:
+    """Loader options remembered for own table ``raw_path`` (``{}`` if none)."""
+    index, problem = _read_json_dict(processed / TABLES_FILE)
+    if problem:
+        print(f"stgnn: {problem}; ignoring it", file=sys.stderr)
+    entry = index.get(str(raw_path.resolve()))
+    return dict(entry) if isinstance(entry, dict) and isinstance(entry.get("columns"), dict) else {}
+
+
+def remember_options(processed: Path, raw_path: Path, load_kw: dict[str, Any]) -> None:
+    """Record an own table's loader options (so later commands need not repeat them)."""
+    with file_lock(processed / f"{TABLES_FILE}.lock"):
+        index, problem = _read_json_dict(processed / TABLES_FILE)
+        if problem:
+            print(f"stgnn: {problem}; rewriting it", file=sys.stderr)
+        keep = {k: v for k, v in load_kw.items() if k in _REMEMBERED}
+        if index.get(str(raw_path.resolve())) != keep:
+            index[str(raw_path.resolve())] = keep
+            atomic_write_json(processed / TABLES_FILE, index)
+
+
+_REMEMBERED = ("columns", "time_unit", "time_window", "tz_offset_min", "sep", "encoding", "on_bad_row")
+
+
+# ---------------------------------------------------------------------------- checking
 
 def _load_checked(data_path: Path, manifest_path: Path) -> tuple[Split | None, str | None]:
     """``(split, None)`` if the processed file matches its manifest, else ``(None, why)``.
@@ -152,20 +266,21 @@ def _load_checked(data_path: Path, manifest_path: Path) -> tuple[Split | None, s
     """
     if not manifest_path.exists() and not data_path.exists():
         return None, None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as e:
-        return None, f"manifest {manifest_path} unreadable ({e})"
-    if manifest.get("processing_version") != PROCESSING_VERSION:
-        return None, f"{data_path} was built by processing version {manifest.get('processing_version')}"
+    manifest, problem = _read_json_dict(manifest_path)
+    if problem or not manifest:
+        return None, f"manifest {problem or f'{manifest_path} missing'}"
+    want = manifest.get("processed")
+    if (manifest.get("processing_version") != PROCESSING_VERSION or not isinstance(want, dict)
+            or not isinstance(want.get("size"), int) or not isinstance(want.get("sha256"), str)):
+        return None, (f"manifest {manifest_path} is of another processing version or shape "
+                      f"(version {manifest.get('processing_version')!r})")
     try:
         data = data_path.read_bytes()
     except OSError as e:
         return None, f"processed file {data_path} unreadable ({e})"
-    want = manifest.get("processed", {})
-    if len(data) != want.get("size"):
-        return None, f"processed file {data_path} is truncated or resized ({len(data)} != {want.get('size')} bytes)"
-    if hashlib.sha256(data).hexdigest() != want.get("sha256"):
+    if len(data) != want["size"]:
+        return None, f"processed file {data_path} is truncated or resized ({len(data)} != {want['size']} bytes)"
+    if hashlib.sha256(data).hexdigest() != want["sha256"]:
         return None, f"processed file {data_path} is corrupt (sha256 differs from the manifest)"
     try:
         split = Split.from_bytes(data)

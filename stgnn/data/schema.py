@@ -48,22 +48,37 @@ class DataError(ValueError):
 
 @dataclass
 class BadRowReport:
-    """What validation dropped under ``on_bad_row='skip'`` (never silent)."""
+    """What validation dropped under ``on_bad_row='skip'`` (never silent).
+
+    Attributes:
+        count: bad rows (lines) dropped.
+        examples: the first ``max_examples`` of them as ``file:line: field 'f': problem``.
+        by_field: count of bad rows per field that failed first (``{"lat": 3, "line": 1}``).
+        errors: the :class:`DataError` of each example.
+    """
 
     count: int = 0
     examples: list[str] = field(default_factory=list)
     max_examples: int = 5
+    by_field: dict[str, int] = field(default_factory=dict)
+    errors: list[DataError] = field(default_factory=list, repr=False)
 
     def add(self, err: DataError) -> None:
         self.count += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(str(err))
+            self.errors.append(err)
+
+    def kinds(self) -> str:
+        """``"lat: 3, line: 1"``: bad rows by the field that failed, most frequent first."""
+        return ", ".join(f"{k}: {v:,}" for k, v in sorted(self.by_field.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def __str__(self) -> str:
         if not self.count:
             return "no bad rows"
         more = "" if self.count <= len(self.examples) else f"\n  ... and {self.count - len(self.examples)} more"
-        return f"{self.count} bad rows skipped, e.g.:\n  " + "\n  ".join(self.examples) + more
+        return (f"{self.count} bad rows skipped ({self.kinds()}), e.g.:\n  " + "\n  ".join(self.examples)
+                + more)
 
 
 @dataclass
@@ -77,8 +92,10 @@ class CleaningReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["bad_rows"] = {"count": self.bad_rows.count, "examples": self.bad_rows.examples}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "bad_rows"}
+        d["notes"] = list(self.notes)
+        d["bad_rows"] = {"count": self.bad_rows.count, "by_field": dict(self.bad_rows.by_field),
+                         "examples": list(self.bad_rows.examples)}
         return d
 
 

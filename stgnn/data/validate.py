@@ -15,22 +15,22 @@ coordinate, recording both in the :class:`~stgnn.data.schema.CleaningReport`.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from stgnn.data.schema import COLUMNS, TZ_MAX, TZ_MIN, CleaningReport, DataError
+from stgnn.data.textio import decode_lines, read_bytes, split_lines
 
 log = logging.getLogger(__name__)
 
 OnBadRow = Literal["raise", "skip"]
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 def check_policy(on_bad_row: str) -> None:
@@ -38,53 +38,42 @@ def check_policy(on_bad_row: str) -> None:
         raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
 
 
-# --------------------------------------------------------------------------- reading
+# --------------------------------------------------------------------------- time window
 
-def read_bytes(path: str | Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic (the extension is ignored)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] == GZIP_MAGIC:
-        data = gzip.decompress(data)
-    return data
+DEFAULT_TIME_WINDOW = (2000, 2100)  # plausible check-in years, [start, end) UTC
+MS_PER_S = 1000
 
 
-def decode(data: bytes, path: str | Path, encoding: str | None, report: CleaningReport) -> str:
-    """Decode as ``encoding`` if given, else UTF-8, falling back to Latin-1 (the official TSMC2014
-    release is Latin-1; Latin-1 decodes any byte string, so the fallback cannot fail)."""
-    if encoding is not None:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise DataError(path, line, "encoding", f"not valid {encoding}: {e.reason}; "
-                            "pass encoding=None to auto-detect UTF-8/Latin-1") from None
-    try:
-        return data.decode("utf-8-sig")  # -sig: drop a byte-order mark some editors write
-    except UnicodeDecodeError:
-        report.notes.append("decoded as Latin-1 (not valid UTF-8)")
-        return data.decode("latin-1")
+def time_window_seconds(window: Sequence[int | str] | None = None) -> tuple[int, int]:
+    """``(lo, hi)`` UTC seconds of a plausibility window ``[start, end)``.
 
-
-def split_lines(text: str) -> tuple[list[str], np.ndarray]:
-    """Non-blank physical lines and their 1-based line numbers.
-
-    We split on ``"\\n"`` only: ``str.splitlines`` would also break on ``\\x85``, ``\\x1c`` etc.,
-    which occur inside Latin-1 venue names, and shift every later line number. Plain list
-    comprehensions here beat pandas' object-dtype string methods by several times.
-
-    Returns:
-        lines: ``L`` strings (``\\r\\n`` endings normalised); line_no: ``(L,)`` int64.
+    Args:
+        window: two bounds, each a year (``2000``) or an ISO date (``"2012-04-01"``);
+            ``None`` = :data:`DEFAULT_TIME_WINDOW` (2000-01-01 to 2100-01-01 UTC).
     """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    everything = text.split("\n")
-    if everything[-1] == "":  # the final newline ends the last line; it does not start one
-        everything.pop()
-    keep = [i for i, line in enumerate(everything) if line and not line.isspace()]
-    if len(keep) == len(everything):
-        return everything, np.arange(1, len(keep) + 1, dtype=np.int64)
-    return [everything[i] for i in keep], np.asarray(keep, dtype=np.int64) + 1
+    window = DEFAULT_TIME_WINDOW if window is None else window
+    if isinstance(window, str):
+        window = [w.strip() for w in window.split(",")]
+    if len(window) != 2:
+        raise ValueError(f"time_window must be two bounds (years or ISO dates), got {window!r}")
+    out = []
+    for w in window:
+        try:
+            # an int is a year (pd.Timestamp(2000) would be 2000 ns after 1970)
+            t = pd.Timestamp(f"{int(w):04d}-01-01" if str(w).strip().isdigit() else str(w))
+            out.append(int((t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()))
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(f"time_window bound {w!r} is neither a year nor an ISO date") from None
+    if out[0] >= out[1]:
+        raise ValueError(f"time_window {list(window)} is empty: the start must come before the end")
+    return out[0], out[1]
+
+
+def format_utc(ts: float) -> str:
+    """``"2012-04-03 18:00:09 UTC"`` of UTC seconds; a rough year far outside the calendar."""
+    if not -62_135_596_800 <= ts < 253_402_300_800:  # years 1 to 9999
+        return f"about year {1970 + ts / 31_556_952:.0f}" if np.isfinite(ts) else "not a time"
+    return pd.Timestamp(int(ts), unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def read_delimited(path: str | Path, n_fields: int, *, encoding: str | None,
@@ -92,18 +81,25 @@ def read_delimited(path: str | Path, n_fields: int, *, encoding: str | None,
                    ) -> tuple[pd.DataFrame, np.ndarray, RowChecker]:
     """Read a headerless ``sep``-separated file into string columns ``0..n_fields-1``.
 
-    Lines with the wrong number of fields are flagged on the returned checker (to be passed as
-    ``extra=`` to the row checker's :meth:`RowChecker.resolve`) and left out of the frame.
-    ``report.rows_read`` becomes the number of non-blank lines.
+    Lines with the wrong number of fields or an encoding problem are flagged on the returned
+    checker (to be passed as ``extra=`` to the row checker's :meth:`RowChecker.resolve`); lines
+    with the wrong field count are left out of the frame. ``report.rows_read`` becomes the
+    number of non-blank lines.
 
     Returns:
         frame: ``(N, n_fields)`` str; line_no: ``(N,)`` 1-based physical line of each row;
         the field-count checker.
+
+    Raises:
+        DataError: corrupt gzip, CR-only line endings, or no data line at all.
     """
-    text = decode(read_bytes(path), path, encoding, report)
+    text, bad_encoding = decode_lines(read_bytes(path), path, encoding, report)
     lines, line_no = split_lines(text)
     report.rows_read = len(lines)
+    if not lines:
+        raise DataError(path, 1, "file", "no data lines: the file is empty (or blank)")
     counts = RowChecker(path, line_no)
+    counts.flag_lines(bad_encoding, "encoding")
     good = counts.check_field_count(lines, n_fields, sep)
     if not good.all():
         lines, line_no = [ln for ln, g in zip(lines, good) if g], line_no[good]
@@ -115,8 +111,23 @@ def read_delimited(path: str | Path, n_fields: int, *, encoding: str | None,
                         keep_default_na=False, na_filter=False, skip_blank_lines=False,
                         lineterminator="\n", engine="c")  # a stray \r stays inside its field
     if len(frame) != len(line_no):  # a parser disagreement would misplace every line number
-        raise RuntimeError(f"{path}: parsed {len(frame)} rows from {len(line_no)} lines")
+        raise AssertionError(f"{path}: parsed {len(frame)} rows from {len(line_no)} lines")
     return frame, line_no, counts
+
+
+def require_rows(df: pd.DataFrame, path: str | Path, report: CleaningReport) -> None:
+    """A loader's result must hold check-ins: an empty table is an error, never an empty result.
+
+    Raises:
+        DataError: no data rows at all, or every row was bad (under ``on_bad_row="skip"``).
+    """
+    if len(df):
+        return
+    if report.bad_rows.count:
+        first = report.bad_rows.errors[0]
+        raise DataError(path, first.line, first.field, f"every row is bad ({report.bad_rows.count:,} of "
+                        f"{report.rows_read:,}; {report.bad_rows.kinds()}); the first: {first.message}")
+    raise DataError(path, 1, "file", "no check-in rows (the file is empty or holds only a header)")
 
 
 def to_epoch_seconds(t: pd.Series) -> np.ndarray:
@@ -154,9 +165,44 @@ class RowChecker:
         if len(rows):
             self.flags.append(_Flag(self.line_no[rows], rows, field, message))
 
+    def flag_lines(self, messages: dict[int, str], field: str) -> None:
+        """Mark physical lines ``{line: message}`` (not necessarily rows of the frame) as bad."""
+        if messages:
+            lines = np.asarray(sorted(messages), dtype=np.int64)
+            self.flags.append(_Flag(lines, lines, field, lambda line: messages[int(line)]))
+
     # Common checks; ``values`` are the raw strings, ``parsed`` the parsed numbers / times.
     def require_nonempty(self, values: pd.Series, field: str) -> None:
         self.flag(blank_mask(values), field, lambda i: "empty id")
+
+    def require_id(self, values: pd.Series, field: str) -> None:
+        """Ids must be non-blank and printable: a NUL or control character makes a phantom id
+        (``"u28\\x00"`` beside ``"u28"``) that no user would recognise."""
+        self.require_nonempty(values, field)
+        bad = _matches(values, _CONTROL)
+        self.flag(bad, field, lambda i: f"id {values.iloc[i]!r} contains a control character "
+                                        f"({_first_control(values.iloc[i])}); ids must be printable text")
+
+    def require_no_nul(self, values: pd.Series, field: str) -> None:
+        """Free text may hold any character but NUL (a sign of binary or UTF-16 data)."""
+        bad = _matches(values, _NUL)
+        self.flag(bad, field, lambda i: f"{values.iloc[i][:40]!r} contains a NUL byte; is the file "
+                                        "binary or UTF-16? Save it as UTF-8 text")
+
+    def check_time_window(self, values: pd.Series, ts: np.ndarray, ok: np.ndarray, field: str,
+                          window: tuple[int, int]) -> None:
+        """Flag parsed times (``ok``) outside the plausibility window ``[lo, hi)`` UTC seconds."""
+        lo, hi = window
+        bad = np.asarray(ok, dtype=bool) & ((ts < lo) | (ts >= hi))
+
+        def message(i: int) -> str:
+            hint = ""
+            if lo <= ts[i] / MS_PER_S < hi:
+                hint = "; it looks like epoch milliseconds read as seconds (pass time_unit='ms')"
+            return (f"{values.iloc[i]!r} is {format_utc(ts[i])}, outside the plausible window "
+                    f"[{format_utc(lo)[:10]}, {format_utc(hi)[:10]}){hint}; if such times are real, widen time_window")
+
+        self.flag(bad, field, message)
 
     def require_parsed(self, values: pd.Series, parsed: pd.Series | np.ndarray, field: str,
                        what: str) -> None:
@@ -184,6 +230,10 @@ class RowChecker:
                       f"cannot parse {s.iloc[i]!r} as a {'latitude' if f == 'lat' else 'longitude'}")
             self.require_range(s, v, field, -lim, lim)
             out.append(np.where(np.isfinite(v), v, np.nan))
+        if optional:  # a location is both coordinates or neither
+            half = blank_mask(lat_s) != blank_mask(lon_s)
+            self.flag(half, "lat", lambda i: f"latitude {lat_s.iloc[i]!r} and longitude {lon_s.iloc[i]!r}: "
+                                             "give both or leave both empty")
         return out[0], out[1]
 
     def check_tz(self, tz_s: pd.Series, field: str = "tz_offset_min") -> np.ndarray:
@@ -236,8 +286,28 @@ class RowChecker:
         for j in firsts[: report.bad_rows.max_examples]:
             report.bad_rows.add(err(int(j)))
         report.bad_rows.count += len(firsts) - min(len(firsts), report.bad_rows.max_examples)
+        kinds = pd.Series([flags[k].field for k in which[firsts]]).value_counts(sort=False)
+        for field, n in kinds.items():
+            report.bad_rows.by_field[field] = report.bad_rows.by_field.get(field, 0) + int(n)
         log.warning("%s: %s", self.path, report.bad_rows)
         return ~np.isin(self.line_no, lines)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NUL = re.compile("\x00")
+
+
+def _matches(values: pd.Series, pattern: re.Pattern) -> np.ndarray:
+    """``(N,)`` bool: the string contains ``pattern`` (``map`` of a compiled regex: fast)."""
+    arr = values.fillna("").astype(str).to_numpy(dtype=object)
+    if pattern.search("".join(arr)) is None:  # the common case, one C-level scan
+        return np.zeros(len(arr), dtype=bool)
+    return np.fromiter((pattern.search(v) is not None for v in arr), dtype=bool, count=len(arr))
+
+
+def _first_control(value: str) -> str:
+    m = _CONTROL.search(value)
+    return f"{m.group()!r} at position {m.start() + 1}" if m else "none"
 
 
 def blank_mask(values: pd.Series) -> np.ndarray:

@@ -1,15 +1,31 @@
-"""Score a loader's samples with a model and compute full-ranking metrics."""
+"""Score a loader's samples with a model and compute full-ranking metrics.
+
+Evaluation sits below the models: it needs only what :class:`Scorer` states (any
+:class:`~stgnn.models.base.Recommender` is one), so it never imports a model.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable
+from typing import Any, Iterable, Protocol
 
 import numpy as np
 import torch
 
-from stgnn.data.batch import SampleLoader
+from stgnn.data.batch import Batch, SampleLoader
 from stgnn.eval.metrics import DEFAULT_KS, DEFAULT_NDCG_KS, metrics_from_ranks, ranks
-from stgnn.models.base import Recommender
+
+
+class Scorer(Protocol):
+    """What :func:`evaluate` uses of a model: a ``(B, P)`` score over every POI and the train/eval switch."""
+
+    num_pois: int
+    training: bool
+
+    def score(self, batch: Batch) -> torch.Tensor: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -21,13 +37,14 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 @torch.no_grad()
-def evaluate(model: Recommender, loader: SampleLoader, device: torch.device | str = "cpu", amp: str = "none",
+def evaluate(model: Scorer, loader: SampleLoader, device: torch.device | str = "cpu", amp: str = "none",
              ks: Iterable[int] = DEFAULT_KS, ndcg_ks: Iterable[int] = DEFAULT_NDCG_KS,
              ) -> tuple[dict[str, float], np.ndarray]:
     """Rank every sample's target among all POIs.
 
     Args:
-        model: any :class:`Recommender` (put in eval mode for the call, mode restored after).
+        model: any :class:`Scorer`, e.g. a :class:`~stgnn.models.base.Recommender` (put in eval
+            mode for the call, mode restored after).
         loader: a non-shuffling :class:`SampleLoader`; ranks follow ``loader.targets``.
         device: where to score.
         amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast (CUDA only). Scores are compared in

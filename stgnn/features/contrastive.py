@@ -9,13 +9,13 @@ negatives). The fine-tuned model is saved as a sentence-transformers folder, usa
 text encoder is named: ``text_model="st:<folder>"``.
 
 Meant for a GPU (NYC: ~83k pairs, one epoch of MiniLM at batch 256 is a few minutes there); the
-CPU smoke test runs a few steps on a tiny split. Run::
+CPU smoke test runs a few steps on a tiny split. Run (the script loads the split, which this
+layer may not)::
 
-    python -m stgnn.features.contrastive nyc --out results/lm/minilm_nyc_ft --epochs 1 --device cuda
+    python experiments/information_settings/finetune_encoder.py nyc --out results/lm/minilm_nyc_ft --device cuda
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -101,31 +101,6 @@ def finetune(split: Split, model_path: str | Path, out: str | Path, *, epochs: i
 
 def _to(features: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-
-
-def main(argv: list[str] | None = None) -> None:
-    from stgnn.config import ExperimentConfig
-    from stgnn.features.text import minilm_path
-    from stgnn.recipes import load_split
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("dataset", help="dataset name (nyc) as in `stgnn data prepare`")
-    ap.add_argument("--out", required=True, help="folder for the fine-tuned sentence-transformers model")
-    ap.add_argument("--model", default=None, help="sentence-transformers folder to start from [MiniLM]")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=2e-5)
-    ap.add_argument("--max-pairs", type=int, default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    a = ap.parse_args(argv)
-    split = load_split(ExperimentConfig(dataset=a.dataset))
-    summary = finetune(split, a.model or minilm_path(), a.out, epochs=a.epochs, batch_size=a.batch_size,
-                       lr=a.lr, max_pairs=a.max_pairs, device=a.device)
-    print(summary)
-
-
-if __name__ == "__main__":
-    main()
 
 
 __all__ = ["finetune", "info_nce", "training_pairs"]

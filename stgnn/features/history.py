@@ -1,11 +1,10 @@
 """What a sample's information setting lets a scorer read, as of its query time.
 
-Three pieces shared by the no-learning reference (:class:`~stgnn.baselines.user_history.UserHistory`)
-and any model that wants the same signals:
+Two pieces shared by the no-learning reference (:class:`~stgnn.models.reference.UserHistory`)
+and any model that wants the same signals; both are taken at a sample's query time,
+``batch.query_time()`` (the target's time when the batch carries it, i.e.
+``batch.target_time_known``, else the last prefix check-in's):
 
-* :func:`query_time`: the moment a sample is scored for. The target's time when the batch
-  carries it (the protocol allows it and the model declares ``uses_target_time``), else the
-  time of the last prefix check-in, the latest moment the sample is known to have reached.
 * :func:`time_of_day_kernel`: how close two local times are in the daily routine, a Gaussian
   of the circular hour-of-day distance, damped by ``weekend_factor`` when one falls on a
   weekday and the other on a weekend.
@@ -21,24 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stgnn.data.batch import Batch
+from stgnn.data.information import HISTORY as HISTORY_SETTINGS
 from stgnn.data.split import PARTS, Split
 from stgnn.features.time import SECONDS_PER_DAY, day_of_week, local_seconds
 
 HOURS_PER_DAY = 24
-HISTORY_SETTINGS = ("train_only", "all_past")
-
-
-def query_time(batch: Batch) -> tuple[Tensor, Tensor]:
-    """``(B,)`` UTC seconds and ``(B,)`` tz offset (minutes) each sample is scored for.
-
-    The target's time where the batch carries it (the loader zero-fills ``target_ts`` when the
-    model may not read it), else the last prefix check-in's time.
-    """
-    last = (batch.length - 1)[:, None]
-    last_ts, last_tz = batch.ts.gather(1, last)[:, 0], batch.tz.gather(1, last)[:, 0]   # (B,), (B,)
-    known = batch.target_ts != 0
-    return torch.where(known, batch.target_ts, last_ts), torch.where(known, batch.target_tz, last_tz)
 
 
 def time_of_day_kernel(ts: Tensor, tz: Tensor, q_ts: Tensor, q_tz: Tensor, sigma_hours: float,
@@ -71,29 +57,55 @@ class VisibleCounts:
     two consecutive check-ins of one trajectory, both visible; it counts once its second
     check-in is visible.
 
+    Built by the model-input builder (:func:`stgnn.inputs.build_inputs`, ``InputSpec.visible_counts``)
+    with :meth:`from_split`; saved with the run's inputs as :meth:`to_state`.
+
     Args:
-        split: the data.
         history: ``"train_only"`` or ``"all_past"`` (the protocol's history setting).
+        num_pois: ``P``.
+        ts, poi: ``(N,)`` int64 the visible-ever check-ins, sorted by time.
+        t_src, t_dst, t_ts: ``(E,)`` int64 transitions (second check-in's time), sorted by
+            (source, time).
+        span: an integer above every time stamp (the sort key of a transition is
+            ``src * span + ts``).
 
     Shapes:
         ``popularity(t (B,)) -> (B, P)``; ``transitions(src (B,), t (B,)) -> (B, P)``; float64 counts.
     """
 
-    def __init__(self, split: Split, history: str) -> None:
+    def __init__(self, history: str, num_pois: int, ts: Tensor, poi: Tensor, t_src: Tensor, t_dst: Tensor,
+                 t_ts: Tensor, span: int) -> None:
         if history not in HISTORY_SETTINGS:
             raise ValueError(f"history must be one of {list(HISTORY_SETTINGS)}, got {history!r}")
-        self.history, self.num_pois = history, split.num_pois
+        self.history, self.num_pois = history, int(num_pois)
+        self.ts, self.poi = ts.long(), poi.long()
+        self.t_src, self.t_dst, self.t_ts = t_src.long(), t_dst.long(), t_ts.long()
+        # one sortable key per transition: rows of a source are contiguous and time-ordered
+        self._span = int(span)
+        self.t_key = self.t_src * self._span + self.t_ts                              # (E,)
+
+    @classmethod
+    def from_split(cls, split: Split, history: str) -> "VisibleCounts":
+        """The index of ``split``'s check-ins a sample may ever see under ``history``."""
+        if history not in HISTORY_SETTINGS:
+            raise ValueError(f"history must be one of {list(HISTORY_SETTINGS)}, got {history!r}")
         ok = split.part == PARTS["train"] if history == "train_only" else np.ones(len(split.part), bool)
         order = np.argsort(split.ts[ok], kind="stable")
-        self.ts = torch.from_numpy(split.ts[ok][order])                              # (N,) sorted
-        self.poi = torch.from_numpy(split.poi[ok][order])                            # (N,)
         same = (split.traj[1:] == split.traj[:-1]) & ok[1:] & ok[:-1]                # (N_all - 1,)
         src, dst, t = split.poi[:-1][same], split.poi[1:][same], split.ts[1:][same]
-        order = np.lexsort((t, src))                                                 # by source, then time
-        self.t_src, self.t_dst, self.t_ts = (torch.from_numpy(a[order]) for a in (src, dst, t))
-        # one sortable key per transition: rows of a source are contiguous and time-ordered
-        self._span = int(max(split.ts.max(initial=0), 0)) + 1
-        self.t_key = self.t_src * self._span + self.t_ts                              # (E,)
+        by_src = np.lexsort((t, src))                                                # by source, then time
+        a = lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64))    # noqa: E731
+        return cls(history, split.num_pois, a(split.ts[ok][order]), a(split.poi[ok][order]),
+                   a(src[by_src]), a(dst[by_src]), a(t[by_src]), int(max(split.ts.max(initial=0), 0)) + 1)
+
+    def to_state(self) -> dict:
+        """Tensors, numbers and strings (what :meth:`from_state` reads)."""
+        return {"history": self.history, "num_pois": self.num_pois, "ts": self.ts, "poi": self.poi,
+                "t_src": self.t_src, "t_dst": self.t_dst, "t_ts": self.t_ts, "span": self._span}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "VisibleCounts":
+        return cls(**state)
 
     def popularity(self, t: Tensor) -> Tensor:
         """``(B, P)`` visible check-ins per POI as of each time in ``t`` ``(B,)`` (int64 UTC seconds)."""
@@ -145,4 +157,4 @@ def normalise_rows(x: Tensor, fallback: Tensor | None = None) -> Tensor:
     return out
 
 
-__all__ = ["HISTORY_SETTINGS", "VisibleCounts", "normalise_rows", "query_time", "time_of_day_kernel"]
+__all__ = ["HISTORY_SETTINGS", "VisibleCounts", "normalise_rows", "time_of_day_kernel"]

@@ -1,6 +1,6 @@
 """Residual learning over a no-learning reference: its log-probabilities as a fixed prior.
 
-A tuned :class:`~stgnn.baselines.user_history.UserHistory` (personal frequency, routine,
+A tuned :class:`~stgnn.models.reference.UserHistory` (personal frequency, routine,
 transitions, popularity) is already a strong next-POI scorer. Rather than relearn it, a model can
 take its distribution ``r`` as an input and learn only what it misses::
 
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stgnn.baselines.user_history import UserHistory
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
+from stgnn.inputs import ModelInputs
+from stgnn.models.reference import UserHistory
 
 
 class ReferencePrior(nn.Module):
@@ -71,13 +71,31 @@ class ReferencePrior(nn.Module):
         self.lam_bias = nn.Parameter(torch.zeros(()), requires_grad=fusion == "joint")
         self.reset_parameters()
 
+    @classmethod
+    def from_option(cls, option: Mapping[str, Any] | None, num_users: int, num_pois: int, dim: int,
+                    num_sampled: int = 0) -> "ReferencePrior | None":
+        """The prior a host model's ``prior`` option asks for (``None``: none).
+
+        ``option``: :class:`UserHistory` keywords (e.g. the tuned reference's) plus this class's
+        ``fusion`` (``"joint"``: trained through, weight learned per sample; ``"late"``: trained
+        alone, product at scoring), ``weight`` and ``floor``. ``num_sampled``: the host's sampled
+        softmax negatives; ``fusion="joint"`` renormalises over every POI and refuses them.
+        """
+        if option is None:
+            return None
+        if num_sampled > 0 and option.get("fusion", "joint") == "joint":
+            raise ValueError("prior with fusion='joint' renormalises over every POI; it needs num_sampled=0")
+        opts = {k: option[k] for k in ("fusion", "weight", "floor") if k in option}
+        return cls(num_users, num_pois, dim, {k: v for k, v in option.items() if k not in opts}, **opts)
+
     def reset_parameters(self) -> None:
         with torch.no_grad():
             self.lam_weight.zero_()
             self.lam_bias.fill_(math.log(math.e - 1.0))   # softplus(b) = 1: an even product at the start
 
-    def fit_data(self, split: Split) -> None:
-        self.reference.fit_data(split)
+    def prepare(self, inputs: ModelInputs) -> None:
+        """The reference's statistics (``inputs`` built with ``visible_counts``)."""
+        self.reference.prepare(inputs)
 
     def log_reference(self, batch: Batch) -> Tensor:
         """``(B, P)`` float32 ``log(r + floor)``; no gradient."""

@@ -2,9 +2,10 @@
 
 A reference scorer must be tuned like any model before a table compares against it, and with
 the same rule: its options are chosen on validation, never on test. :func:`tune` builds the
-model for every point of a grid, lets it read its training statistics (``fit_data``), scores
-the split's validation samples under the split's information setting (history scope; the
-target time only if the protocol allows it and the model declares ``uses_target_time``) and
+model for every point of a grid from the split's inputs (:mod:`stgnn.inputs`, built once per
+distinct :class:`~stgnn.inputs.InputSpec`), scores the split's validation samples under the
+split's information setting (history scope; the target time only if it is ``known`` and the
+model instance declares ``uses_target_time``) and
 returns the best point together with every point's validation metrics, as a record to keep
 beside the results::
 
@@ -25,11 +26,14 @@ from typing import Any, Mapping, Sequence
 
 from stgnn.config import TrainConfig
 from stgnn.data.batch import SampleLoader
+from stgnn.data.information import InformationSetting
 from stgnn.data.split import Split
 from stgnn.eval.evaluate import evaluate
 from stgnn.eval.metrics import metric_names
+from stgnn.inputs import InputSpec, ModelInputs, build_inputs
 from stgnn.models.base import Recommender
-from stgnn.models.registry import build_model
+from stgnn.registry import build_model, input_spec
+from stgnn.train.loop import loader_options, resolve_device
 from stgnn.utils.io import atomic_write_json
 
 
@@ -88,11 +92,10 @@ def expand_grid(space: Space) -> list[dict[str, Any]]:
 
 def eval_loader(model: Recommender, split: Split, part: str, cfg: TrainConfig) -> SampleLoader:
     """A non-shuffling loader of ``part`` under the split's information setting, as :func:`stgnn.train.fit`
-    builds it: the protocol's history scope; the target time only if the protocol allows it and
-    the model declares ``uses_target_time``."""
-    allow_tt = bool(model.uses_target_time and split.protocol.get("allow_target_time", False))
-    return SampleLoader(split, part, cfg.eval_batch_size, max_len=cfg.max_len, hist_len=cfg.hist_len,
-                        history=split.protocol.get("history", "train_only"), allow_target_time=allow_tt)
+    builds it: the protocol's history scope; the target time only if it is known and the model
+    instance declares ``uses_target_time``."""
+    info = InformationSetting.from_protocol(split.protocol)
+    return SampleLoader(split, part, cfg.eval_batch_size, **loader_options(info, cfg, model.uses_target_time))
 
 
 def tune(model: str | type[Recommender], split: Split, space: Space, *,
@@ -102,7 +105,7 @@ def tune(model: str | type[Recommender], split: Split, space: Space, *,
     ``split``'s validation samples.
 
     Args:
-        model: a registered name, class or dotted path (:func:`stgnn.models.registry.build_model`).
+        model: a registered name, class or dotted path (:func:`stgnn.registry.build_model`).
         split: the data; only ``samples["val"]`` are scored.
         space: ``{keyword: [values...]}`` (or a list of them), expanded by :func:`expand_grid`.
         base_kwargs: keywords shared by every point (a grid point overrides them).
@@ -117,8 +120,6 @@ def tune(model: str | type[Recommender], split: Split, space: Space, *,
         ValueError: a trainable model (tune it with :func:`stgnn.train.fit` per point instead),
             an unknown metric, no validation samples, or no grid point the model accepts.
     """
-    from stgnn.train.loop import resolve_device
-
     t0 = time.perf_counter()
     cfg = cfg or TrainConfig()
     if monitor not in metric_names():
@@ -129,17 +130,20 @@ def tune(model: str | type[Recommender], split: Split, space: Space, *,
     name = model if isinstance(model, str) else f"{model.__module__}.{model.__qualname__}"
     records: list[dict[str, Any]] = []
     best, best_score = None, float("-inf")
+    built: dict[InputSpec, ModelInputs] = {}   # grid points that ask for the same inputs share them
     for point in expand_grid(space):
         kwargs = {**(base_kwargs or {}), **point}
         try:
-            m = build_model(model, split, **kwargs)
+            spec = input_spec(model, **kwargs)
+            if spec not in built:
+                built[spec] = build_inputs(split, spec)
+            m = build_model(model, built[spec], **kwargs)
         except ValueError as e:  # e.g. weights of a mixture that sum past 1: recorded, not fatal
             records.append({"kwargs": point, "error": str(e)})
             continue
         if m.trainable:
             raise ValueError(f"tune() is for models without trained parameters; {type(m).__name__} is "
                              "trainable: run stgnn.train.fit for each point and compare their val metrics")
-        m.fit_data(split)
         m.to(device)
         metrics, _ = evaluate(m, eval_loader(m, split, "val", cfg), device)
         records.append({"kwargs": point, "val": metrics})

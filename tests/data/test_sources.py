@@ -117,21 +117,29 @@ def test_csv_time_format_and_errors(tmp_path):
     p = _write(tmp_path / "d.csv", "u,i,t\na,x,04/03/2021 10:00\nb,y,31/13/2021 10:00\n")
     cols = {"user": "u", "item": "i", "time": "t"}
     with pytest.raises(DataError, match=r"d.csv:3: field 'time'"):
-        load_table(p, cols, time_format="%d/%m/%Y %H:%M")
-    t = load_table(p, cols, time_format="%d/%m/%Y %H:%M", on_bad_row="skip")
+        load_table(p, cols, time_unit="%d/%m/%Y %H:%M")
+    t = load_table(p, cols, time_unit="%d/%m/%Y %H:%M", on_bad_row="skip")
     assert t.df["ts"].tolist() == [1614852000] and t.report.bad_rows.count == 1
+    assert t.report.bad_rows.by_field == {"time": 1}
+    with pytest.raises(DataError, match=r"d.csv:2: field 'time'.*strftime format"):  # auto does not guess
+        load_table(p, cols)
     ms = _write(tmp_path / "ms.csv", "u,i,t\na,x,1614852000123\n")
-    assert load_table(ms, cols, time_format="epoch_ms").df["ts"].tolist() == [1614852000]
+    assert load_table(ms, cols, time_unit="ms").df["ts"].tolist() == [1614852000]
+    assert load_table(ms, cols).df["ts"].tolist() == [1614852000]  # auto: milliseconds by magnitude
+    with pytest.raises(DataError, match=r"ms.csv:2: field 'time'.*year 53143.*milliseconds.*time_unit='ms'"):
+        load_table(ms, cols, time_unit="s")
 
 
 def test_csv_field_count_lat_and_missing_column(tmp_path):
     cols = {"user": "u", "item": "i", "time": "t", "lat": "la", "lon": "lo"}
-    p = _write(tmp_path / "e.csv", "u,i,t,la,lo\na,x,1,1,1\nb,y,2,1,1,EXTRA\nc,z,3,95,1\n")
+    p = _write(tmp_path / "e.csv", "u,i,t,la,lo\na,x,1600000001,1,1\nb,y,1600000002,1,1,EXTRA\n"
+                                   "c,z,1600000003,95,1\n")
     with pytest.raises(DataError, match=r"e.csv:3: field 'line'.*found 6"):
         load_table(p, cols)
     t = load_table(p, cols, on_bad_row="skip")
     assert t.df["user"].tolist() == ["a"] and t.report.bad_rows.count == 2
     assert "e.csv:4: field 'lat'" in t.report.bad_rows.examples[1]
+    assert t.report.bad_rows.by_field == {"line": 1, "lat": 1}
     with pytest.raises(DataError, match=r"e.csv:1: field 'text': column 'desc' not in the file"):
         load_table(p, {**cols, "text": "desc"})
     with pytest.raises(ValueError, match="both 'lat' and 'lon'"):
@@ -157,18 +165,39 @@ def test_parquet(tmp_path):
 def test_sniff_and_load_source(tmp_path):
     tsmc = _write(tmp_path / "a.dat", TSMC, gz=True)
     gow = _write(tmp_path / "b.dat", GOWALLA)
-    own = _write(tmp_path / "c.csv", "u,i,t\na,x,5\n")
+    own = _write(tmp_path / "c.csv", "u,i,t\na,x,1600000005\n")
     broken = _write(tmp_path / "d.dat", "garbage first line\n" + TSMC)
     assert [sniff_format(p) for p in (tsmc, gow, own, broken)] == ["tsmc2014", "gowalla", "table", "tsmc2014"]
     with pytest.raises(DataError, match=r"d.dat:1: field 'line'"):  # routed to the TSMC loader
         load_source(broken)
-    assert len(load_source(tsmc)) == 2 and load_source(gow).name == "gowalla"
-    assert load_source(own, columns={"user": "u", "item": "i", "time": "t"}).df["ts"].tolist() == [5]
-    with pytest.raises(ValueError, match="columns="):
+    # one name everywhere: a file is named by its name up to the first dot (data check = data stats)
+    assert len(load_source(tsmc)) == 2 and load_source(gow).name == "b" == sources.dataset_name(gow)
+    assert load_source(own, columns={"user": "u", "item": "i", "time": "t"}).df["ts"].tolist() == [1600000005]
+    with pytest.raises(DataError, match=r"c.csv:1: field 'columns'.*\['u', 'i', 't'\].*--columns"):
         load_source(own)
+    with pytest.raises(ValueError, match=r"\['columns'\] do not apply to .*a.dat \(a tsmc2014 file\)"):
+        sources.resolve(tsmc).source.check_options(tsmc, {"columns": {}})
     with pytest.raises(FileNotFoundError, match="neither a dataset name"):
         load_source(tmp_path / "nope.csv")
     assert load_source("synthetic", num_users=3, num_pois=20, days=7).num_users == 3
+
+
+def test_unrecognised_files_say_why(tmp_path):
+    spaced = _write(tmp_path / "s.txt", TSMC.replace("\t", " "))
+    with pytest.raises(DataError, match=r"s.txt:1: field 'format'.*space-separated.*--columns"):
+        load_source(spaced)
+    with pytest.raises(DataError, match=r"e.txt:1: field 'file': the file is empty"):
+        load_source(_write(tmp_path / "e.txt", ""))
+    with pytest.raises(DataError, match=r"cr.txt:1: field 'line'.*bare CR"):
+        load_source(_write(tmp_path / "cr.txt", TSMC.replace("\n", "\r")))
+
+
+def test_source_registry_is_found_by_iteration():
+    classes = sources.source_classes()
+    assert [c.format for c in classes] == ["tsmc2014", "gowalla", "synthetic", "table"]
+    assert sources.dataset_names() == ("nyc", "tky", "gowalla", "synthetic")
+    for c in classes:  # every source declares what it reads and takes
+        assert c.format and "name" in c.options()
 
 
 def test_load_source_by_name_uses_local_files(tmp_path, monkeypatch):
@@ -293,12 +322,43 @@ def test_real_nyc_raw_partial(nyc_raw):
     assert t.report.pois_recoordinated == 6_216
     assert (t.df.groupby("poi")["lat"].nunique() == 1).all()
     assert sniff_format(nyc_raw) == "tsmc2014"
-    assert sources.NAMES == ("nyc", "tky", "gowalla", "synthetic")
 
 
 def test_csv_multiline_quoted_field_keeps_line_numbers(tmp_path):
-    p = _write(tmp_path / "m.csv", 'u,i,t,txt\na,x,1,"two\nlines"\nb,,2,plain\n')
+    p = _write(tmp_path / "m.csv", 'u,i,t,txt\na,x,1600000001,"two\nlines"\nb,,1600000002,plain\n')
     with pytest.raises(DataError, match=r"m.csv:4: field 'item': empty id"):
         load_table(p, {"user": "u", "item": "i", "time": "t", "text": "txt"})
     t = load_table(p, {"user": "u", "item": "i", "time": "t", "text": "txt"}, on_bad_row="skip")
     assert t.df["poi_text"].tolist() == ["two\nlines"]
+
+
+def test_a_new_source_is_one_class_found_without_registration(tmp_path):
+    """Adding a format: a Source subclass (here in this test; normally one new file in
+    stgnn/data/sources/) is found by iteration, sniffed and loaded, with no list to edit."""
+    from stgnn.data.sources.base import Source
+    from stgnn.data.sources.csv import load_table
+
+    def load_pipe(path, *, name=None, on_bad_row="raise"):
+        return load_table(path, {"user": "u", "item": "i", "time": "t"}, sep="|", name=name, on_bad_row=on_bad_row)
+
+    class PipeSeparated(Source):
+        format = "pipes"
+        datasets = ("pipes_demo",)
+        sniff_order = 50
+
+        @classmethod
+        def sniff(cls, path, lines):
+            return lines[0] == "u|i|t"
+
+        load_fn = staticmethod(load_pipe)
+
+    try:
+        f = _write(tmp_path / "x.dat", "u|i|t\na|p|1600000000\n")
+        assert PipeSeparated in sources.source_classes() and "pipes_demo" in sources.dataset_names()
+        assert sniff_format(f) == "pipes" and load_source(f).df["ts"].tolist() == [1600000000]
+    finally:
+        del PipeSeparated  # the class lives on in __subclasses__ until collected
+        import gc
+
+        gc.collect()
+    assert "pipes" not in [c.format for c in sources.source_classes()]

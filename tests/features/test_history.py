@@ -1,4 +1,4 @@
-"""Query time, the time-of-day kernel and counts visible as of a query time (cross-checked by brute force)."""
+"""The time-of-day kernel and counts visible as of a query time (cross-checked by brute force)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,22 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS
-from stgnn.features.history import VisibleCounts, normalise_rows, query_time, time_of_day_kernel
+from stgnn.features.history import VisibleCounts, normalise_rows, time_of_day_kernel
 
 HOUR = 3600
-
-
-def test_query_time_is_the_target_time_when_carried_else_the_last_prefix_time(synthetic_split) -> None:
-    targets = synthetic_split.samples["test"][:6]
-    with_t = SampleLoader(synthetic_split, targets, allow_target_time=True).make_batch(targets)
-    without = SampleLoader(synthetic_split, targets, allow_target_time=False).make_batch(targets)
-    ts, tz = query_time(with_t)
-    assert torch.equal(ts, torch.from_numpy(synthetic_split.ts[targets]))
-    assert torch.equal(tz, torch.from_numpy(synthetic_split.tz_offset_min[targets].astype(np.int64)))
-    ts, _ = query_time(without)
-    assert torch.equal(ts, torch.from_numpy(synthetic_split.ts[targets - 1]))  # the prefix's last check-in
 
 
 def test_time_of_day_kernel_by_hand() -> None:
@@ -56,7 +44,7 @@ def _brute_transitions(split, ok, src, t, P):
 @pytest.mark.parametrize("history", ["train_only", "all_past"])
 def test_visible_counts_match_brute_force(synthetic_split, history: str) -> None:
     s = synthetic_split
-    vc = VisibleCounts(s, history)
+    vc = VisibleCounts.from_split(s, history)
     ok = s.part == PARTS["train"] if history == "train_only" else np.ones(s.num_checkins, bool)
     rng = np.random.default_rng(0)
     # query times: check-in times (ties at the bound), a second after them, and outside the data
@@ -74,14 +62,17 @@ def test_visible_counts_match_brute_force(synthetic_split, history: str) -> None
 def test_visible_counts_train_only_ignores_later_periods(synthetic_split) -> None:
     s = synthetic_split
     late = int(s.ts.max() + 1)
-    train_pop = VisibleCounts(s, "train_only").popularity(torch.tensor([late]))
-    all_pop = VisibleCounts(s, "all_past").popularity(torch.tensor([late]))
+    train_pop = VisibleCounts.from_split(s, "train_only").popularity(torch.tensor([late]))
+    all_pop = VisibleCounts.from_split(s, "all_past").popularity(torch.tensor([late]))
     assert train_pop.sum() == (s.part == 0).sum() < all_pop.sum() == s.num_checkins
     # moving every val/test check-in elsewhere changes nothing under train_only
     moved = dataclasses.replace(s, poi=np.where(s.part > 0, (s.poi + 1) % s.num_pois, s.poi))
-    torch.testing.assert_close(VisibleCounts(moved, "train_only").popularity(torch.tensor([late])), train_pop)
+    torch.testing.assert_close(VisibleCounts.from_split(moved, "train_only").popularity(torch.tensor([late])), train_pop)
     with pytest.raises(ValueError, match="history"):
-        VisibleCounts(s, "everything")
+        VisibleCounts.from_split(s, "everything")
+    # what the run's inputs save reads back the same
+    again = VisibleCounts.from_state(VisibleCounts.from_split(s, "all_past").to_state())
+    torch.testing.assert_close(again.popularity(torch.tensor([late])), all_pop)
 
 
 def test_normalise_rows() -> None:

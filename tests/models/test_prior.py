@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stgnn.baselines import UserHistory
 from stgnn.data.batch import SampleLoader
+from stgnn.inputs import InputSpec, build_inputs
 from stgnn.models.prior import ReferencePrior
 from stgnn.models.stgnn import STGNN
+from stgnn.registry import build_for_split
 
 REF = {"half_life": 30.0, "transition_weight": 0.2, "time_weight": 0.3, "eps": 0.01}
 
@@ -19,9 +20,8 @@ def batch(synthetic_split):
 
 def test_prior_alone_ranks_like_the_reference(synthetic_split, batch) -> None:
     prior = ReferencePrior(synthetic_split.num_users, synthetic_split.num_pois, dim=8, reference=REF, floor=1e-6)
-    prior.fit_data(synthetic_split)
-    ref = UserHistory.from_split(synthetic_split, **{**REF, "counts": "visible"})
-    ref.fit_data(synthetic_split)
+    prior.prepare(build_inputs(synthetic_split, InputSpec(visible_counts=True)))
+    ref = build_for_split("user_history", synthetic_split, **{**REF, "counts": "visible"})
     u = torch.randn(len(batch), 8)
     logp = prior(batch, u, torch.zeros(len(batch), synthetic_split.num_pois))   # a flat model
     assert torch.allclose(logp.exp().sum(1), torch.ones(len(batch)), atol=1e-5)
@@ -34,9 +34,10 @@ def test_prior_alone_ranks_like_the_reference(synthetic_split, batch) -> None:
 def test_stgnn_with_prior_trains_lam_and_changes_scores(synthetic_split, batch) -> None:
     def make(**kw):
         torch.manual_seed(0)
-        return STGNN.from_split(synthetic_split, dim=16, graph="static", graph_layers=1, **kw)
+        return build_for_split("stgnn", synthetic_split, dim=16, graph="static", graph_layers=1, **kw)
     plain, residual = make(), make(prior=REF)
     assert plain.prior is None and isinstance(residual.prior, ReferencePrior)
+    assert STGNN.input_spec(prior=REF).visible_counts and not STGNN.input_spec().visible_counts
     # the prior draws no random numbers: the model's own weights start identical
     theirs = residual.state_dict()
     for k, a in plain.state_dict().items():
@@ -57,7 +58,7 @@ def test_stgnn_with_prior_trains_lam_and_changes_scores(synthetic_split, batch) 
 def test_late_fusion_trains_like_the_plain_model_and_multiplies_at_scoring(synthetic_split, batch) -> None:
     def make(**kw):
         torch.manual_seed(0)
-        return STGNN.from_split(synthetic_split, dim=16, graph="static", graph_layers=1, **kw)
+        return build_for_split("stgnn", synthetic_split, dim=16, graph="static", graph_layers=1, **kw)
     plain, late = make(), make(prior={**REF, "fusion": "late", "weight": 0.5})
     assert late.prior.fusion == "late" and not any(p.requires_grad for p in late.prior.parameters())
     plain.train(), late.train()

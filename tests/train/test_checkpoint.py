@@ -53,3 +53,30 @@ def test_errors(tmp_path):
     torch.save({"format": 999}, tmp_path / "old.pt")
     with pytest.raises(ValueError, match="format 999"):
         load_checkpoint(tmp_path / "old.pt")
+
+
+@pytest.mark.parametrize("damage", [lambda d: d[: len(d) // 2], lambda d: b"", lambda d: b"not a zip" + d[9:]])
+def test_a_corrupt_checkpoint_is_a_clear_error_naming_the_file(tmp_path, damage):
+    from stgnn.train.checkpoint import CheckpointError
+
+    save_checkpoint(tmp_path / "last.pt", {"epoch": 1, "model": torch.nn.Linear(2, 2).state_dict()})
+    (tmp_path / "last.pt").write_bytes(damage((tmp_path / "last.pt").read_bytes()))
+    with pytest.raises(CheckpointError, match=rf"{tmp_path / 'last.pt'}: cannot read this checkpoint.*delete it"):
+        load_checkpoint(tmp_path / "last.pt")
+
+
+def test_orphaned_temp_files_of_dead_writers_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has just exited
+    orphan = tmp_path / f".last.pt.{dead}.abc123.tmp"
+    live = tmp_path / f".last.pt.{os.getppid()}.def456.tmp"  # a running process's write in progress
+    other = tmp_path / ".other.pt.1.x.tmp"
+    for f in (orphan, live, other):
+        f.write_bytes(b"partial")
+    save_checkpoint(tmp_path / "last.pt", {"epoch": 2})
+    assert not orphan.exists() and live.exists() and other.exists()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2

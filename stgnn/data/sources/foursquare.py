@@ -17,12 +17,15 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from stgnn.data.schema import CheckinTable, CleaningReport
-from stgnn.data.validate import OnBadRow, RowChecker, check_policy, finalize, read_delimited, to_epoch_seconds
+from stgnn.data.sources.base import Source
+from stgnn.data.validate import (OnBadRow, RowChecker, check_policy, finalize, read_delimited, require_rows,
+                                time_window_seconds, to_epoch_seconds)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ CITIES = ("NYC", "TKY")
 
 
 def load_tsmc2014(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding: str | None = None,
-                  name: str | None = None, drop_duplicates: bool = True) -> CheckinTable:
+                  name: str | None = None, drop_duplicates: bool = True,
+                  time_window: Sequence[int | str] | None = None) -> CheckinTable:
     """Load a TSMC2014-format file (plain or gzip; UTF-8 or Latin-1) into a :class:`CheckinTable`.
 
     ``category`` is the venue category NAME; the format has no venue name, so ``poi_text`` is
@@ -43,23 +47,33 @@ def load_tsmc2014(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding:
         path: the file; gzip is detected from its first bytes, not its extension.
         on_bad_row: ``"raise"`` on the first bad line, or ``"skip"`` bad lines (counted in
             ``table.report.bad_rows`` and logged).
-        encoding: force an encoding; default tries UTF-8 then falls back to Latin-1.
+        encoding: force an encoding; default UTF-8, or Latin-1 for a file whose non-ASCII lines
+            are all invalid UTF-8 (lines of a file mixing both are bad rows, field ``encoding``).
         name: dataset name; default ``"nyc"``/``"tky"`` when the file name says so, else its stem.
         drop_duplicates: drop exact duplicate rows (counted in ``report.duplicates_dropped``).
             Note the published NYC benchmark counts (147,938 check-ins) include 344 exact
             duplicates; pass ``False`` to keep them.
+        time_window: plausible years ``(start, end)`` (or ISO dates) of the check-ins; times
+            outside are bad rows. Default 2000 to 2100 UTC.
+
+    Raises:
+        DataError: ``file:line: field``: a bad row (first one, under ``"raise"``), corrupt gzip,
+            an empty file, or every row bad.
     """
     check_policy(on_bad_row)
+    window = time_window_seconds(time_window)
     report = CleaningReport()
     raw, line_no, counts = read_delimited(path, 8, encoding=encoding, report=report)
     chk = RowChecker(path, line_no)
-    chk.require_nonempty(raw[0], "user")
-    chk.require_nonempty(raw[1], "venue_id")
+    chk.require_id(raw[0], "user")
+    chk.require_id(raw[1], "venue_id")
+    chk.require_no_nul(raw[3], "venue_category_name")
     lat, lon = chk.check_coords(raw[4], raw[5], optional=False)
     tz = chk.check_tz(raw[6])
     ts, ok = parse_tsmc_times(raw[7])
     chk.flag(~ok, "utc_time", lambda i: f"cannot parse {raw[7].iloc[i]!r} as a UTC time like "
                                         "'Tue Apr 03 18:00:09 +0000 2012'")
+    chk.check_time_window(raw[7], ts, ok, "utc_time", window)
     keep = chk.resolve(on_bad_row, report, extra=counts)
     df = pd.DataFrame({
         "user": raw[0], "poi": raw[1], "category": raw[3],
@@ -67,8 +81,18 @@ def load_tsmc2014(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding:
     })
     if not keep.all():
         df = df.loc[keep]
+    require_rows(df, path, report)
     df = finalize(df, report, drop_duplicates=drop_duplicates)
     return CheckinTable(df, name=name or _default_name(path), source=str(path), report=report)
+
+
+def _field_counts(lines: list[str]) -> str:
+    """``"line 1 has 3 tab-separated fields (space-separated?)"`` for an unrecognised file."""
+    first = lines[0] if lines else ""
+    n = first.count("\t") + 1
+    spaced = " (it looks space-separated: the fields must be separated by tabs)" \
+        if n == 1 and len(first.split()) >= 5 else ""
+    return f"line 1 has {n} tab-separated field{'s' * (n != 1)}{spaced}"
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -148,8 +172,10 @@ def candidate_names(city: str) -> list[str]:
             f"dataset_tsmc2014/{official}"]
 
 
-def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[Path | None, list[str]]:
-    """The first existing file among: ``path``; ``$STGNN_DATA_DIR/<name>``; ``root/raw/<name>``.
+def find_local(names: list[str], root: Path, path: str | Path | None,
+               data_dir: str | Path | None = None) -> tuple[Path | None, list[str]]:
+    """The first existing file among: ``path``; ``data_dir/<name>`` (default ``$STGNN_DATA_DIR``);
+    ``root/raw/<name>``.
 
     Returns:
         the file (or ``None``) and the places looked in, for the error message.
@@ -159,7 +185,8 @@ def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[P
         if Path(path).is_file():
             return Path(path), looked
         raise FileNotFoundError(f"{path}: no such file")
-    dirs = [Path(d) for d in (os.environ.get("STGNN_DATA_DIR"),) if d] + [Path(root) / "raw"]
+    data_dir = data_dir if data_dir is not None else os.environ.get("STGNN_DATA_DIR")
+    dirs = [Path(d) for d in (data_dir,) if d] + [Path(root) / "raw"]
     for d in dirs:
         for n in names:
             p = d / n
@@ -170,10 +197,10 @@ def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[P
 
 
 def fetch_tsmc2014(city: str = "NYC", root: str | Path = "data", *, path: str | Path | None = None,
-                   download: bool = True) -> Path:
+                   download: bool = True, data_dir: str | Path | None = None) -> Path:
     """Path of the TSMC2014 ``city`` file, downloading the official release only if none is local.
 
-    Resolution order: ``path`` > ``$STGNN_DATA_DIR`` (e.g. ``foursquare_nyc/
+    Resolution order: ``path`` > ``data_dir`` (default ``$STGNN_DATA_DIR``; e.g. ``foursquare_nyc/
     nyc_filtered_tsmc2014.txt.gz``, ``dataset_TSMC2014_NYC.txt``) > ``root/raw`` > download
     ``dataset_tsmc2014.zip`` into ``root/raw`` and extract ``dataset_TSMC2014_<CITY>.txt``.
 
@@ -184,7 +211,7 @@ def fetch_tsmc2014(city: str = "NYC", root: str | Path = "data", *, path: str | 
     city = city.upper()
     if city not in CITIES:
         raise ValueError(f"city must be one of {CITIES}, got {city!r}")
-    found, looked = find_local(candidate_names(city), Path(root), path)
+    found, looked = find_local(candidate_names(city), Path(root), path, data_dir)
     if found is not None:
         return found
     raw_dir = Path(root) / "raw"
@@ -242,3 +269,31 @@ def extract_member(zip_path: Path, basename: str, dest: Path) -> Path:
             Path(tmp).unlink(missing_ok=True)
             raise
     return dest
+
+
+class TSMC2014(Source):
+    """Foursquare TSMC2014 NYC/TKY: ``nyc``/``tky``, or any file in its 8-field format."""
+
+    format = "tsmc2014"
+    datasets = ("nyc", "tky")
+    sniff_order = 10
+
+    @classmethod
+    def raw_file_names(cls, dataset: str) -> list[str]:
+        return candidate_names(dataset.upper())
+
+    @classmethod
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> Path:
+        return fetch_tsmc2014(dataset.upper(), root=root, download=download, data_dir=data_dir)
+
+    @classmethod
+    def sniff(cls, path: Path, lines: list[str]) -> bool:
+        # any of the first lines decides, so one broken first line does not misroute the file
+        return any(len(f := ln.split("\t")) == 8 and parse_tsmc_times(pd.Series([f[7]]))[1][0] for ln in lines)
+
+    @classmethod
+    def describe_mismatch(cls, lines: list[str]) -> str:
+        return "TSMC2014 has 8 tab-separated fields, the 8th a time like 'Tue Apr 03 18:00:09 +0000 2012'; " \
+               + _field_counts(lines)
+
+    load_fn = staticmethod(load_tsmc2014)

@@ -12,12 +12,16 @@ Location-Based Social Networks. KDD 2011.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from stgnn.data.schema import CheckinTable, CleaningReport
 from stgnn.data.sources import foursquare
-from stgnn.data.validate import OnBadRow, RowChecker, check_policy, finalize, read_delimited, to_epoch_seconds
+from stgnn.data.sources.base import Source
+from stgnn.data.validate import (OnBadRow, RowChecker, check_policy, finalize, read_delimited, require_rows,
+                                time_window_seconds, to_epoch_seconds)
 
 GOWALLA_URL = "https://snap.stanford.edu/data/loc-gowalla_totalCheckins.txt.gz"
 GOWALLA_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -26,41 +30,48 @@ GOWALLA_NAMES = ["gowalla/loc-gowalla_totalCheckins.txt.gz", "gowalla/loc-gowall
 
 
 def load_gowalla(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding: str | None = None,
-                 name: str = "gowalla", drop_duplicates: bool = True) -> CheckinTable:
+                 name: str = "gowalla", drop_duplicates: bool = True,
+                 time_window: Sequence[int | str] | None = None) -> CheckinTable:
     """Load a SNAP Gowalla check-in file (plain or gzip) into a :class:`CheckinTable`.
 
     Args: as :func:`stgnn.data.sources.foursquare.load_tsmc2014`.
     """
     check_policy(on_bad_row)
+    window = time_window_seconds(time_window)
     report = CleaningReport()
     raw, line_no, counts = read_delimited(path, 5, encoding=encoding, report=report)
     chk = RowChecker(path, line_no)
-    chk.require_nonempty(raw[0], "user")
+    chk.require_id(raw[0], "user")
     # "ISO8601" is pandas' C fast path (20x the strptime one); times without an offset are UTC.
     t = pd.to_datetime(raw[1], format="ISO8601", utc=True, errors="coerce")
     chk.require_parsed(raw[1], t, "utc_time", "an ISO-8601 UTC time like '2010-10-19T23:55:27Z'")
+    ok = t.notna().to_numpy()
+    ts = np.where(ok, to_epoch_seconds(t), 0)
+    chk.check_time_window(raw[1], ts, ok, "utc_time", window)
     lat, lon = chk.check_coords(raw[2], raw[3], optional=False)
-    chk.require_nonempty(raw[4], "location_id")
+    chk.require_id(raw[4], "location_id")
     keep = chk.resolve(on_bad_row, report, extra=counts)
     df = pd.DataFrame({
         "user": raw[0], "poi": raw[4], "category": "",
-        "lat": lat, "lon": lon, "ts": to_epoch_seconds(t), "tz_offset_min": 0, "poi_text": "",
+        "lat": lat, "lon": lon, "ts": ts, "tz_offset_min": 0, "poi_text": "",
     })
     if not keep.all():
         df = df.loc[keep]
+    require_rows(df, path, report)
     df = finalize(df, report, drop_duplicates=drop_duplicates)
     return CheckinTable(df, name=name, source=str(path), report=report)
 
 
 def fetch_gowalla(root: str | Path = "data", *, path: str | Path | None = None,
-                  download: bool = True) -> Path:
-    """Path of the SNAP Gowalla file: ``path`` > ``$STGNN_DATA_DIR`` > ``root/raw`` > download.
+                  download: bool = True, data_dir: str | Path | None = None) -> Path:
+    """Path of the SNAP Gowalla file: ``path`` > ``data_dir`` (default ``$STGNN_DATA_DIR``) >
+    ``root/raw`` > download.
 
     Raises:
         FileNotFoundError: nothing local and the download failed or was disabled; the message
             says where to put the file by hand.
     """
-    found, looked = foursquare.find_local(GOWALLA_NAMES, Path(root), path)
+    found, looked = foursquare.find_local(GOWALLA_NAMES, Path(root), path, data_dir)
     if found is not None:
         return found
     dest = Path(root) / "raw" / "loc-gowalla_totalCheckins.txt.gz"
@@ -73,3 +84,30 @@ def fetch_gowalla(root: str | Path = "data", *, path: str | Path | None = None,
     except OSError as e:
         raise FileNotFoundError(f"Gowalla not found locally (looked in {looked}) and "
                                 f"downloading it failed: {e}. {manual}") from e
+
+
+class Gowalla(Source):
+    """SNAP's Gowalla check-ins: ``gowalla``, or any file in its 5-field format."""
+
+    format = "gowalla"
+    datasets = ("gowalla",)
+    sniff_order = 20
+
+    @classmethod
+    def raw_file_names(cls, dataset: str) -> list[str]:
+        return list(GOWALLA_NAMES)
+
+    @classmethod
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> Path:
+        return fetch_gowalla(root=root, download=download, data_dir=data_dir)
+
+    @classmethod
+    def sniff(cls, path: Path, lines: list[str]) -> bool:
+        return any(len(f := ln.split("\t")) == 5 and pd.notna(pd.to_datetime(f[1], format=GOWALLA_TIME_FORMAT,
+                                                                           errors="coerce")) for ln in lines)
+
+    @classmethod
+    def describe_mismatch(cls, lines: list[str]) -> str:
+        return "Gowalla has 5 tab-separated fields, the 2nd a time like '2010-10-19T23:55:27Z'"
+
+    load_fn = staticmethod(load_gowalla)

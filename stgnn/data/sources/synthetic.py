@@ -16,10 +16,14 @@ popularity by far), yet not trivially. Local time is New York summer time (UTC-4
 """
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from stgnn.data.schema import CheckinTable, CleaningReport
+from stgnn.data.sources.base import Source
 
 CATEGORY_NAMES = ("Residential Building", "Coffee Shop", "Office", "Restaurant", "Gym", "Bar",
                   "Park", "Grocery Store", "Bakery", "Museum", "Bookstore", "Cinema")
@@ -139,3 +143,21 @@ def generate(num_users: int = 50, num_pois: int = 200, num_categories: int = 8, 
     source = (f"synthetic(num_users={num_users}, num_pois={num_pois}, num_categories={num_categories}, "
               f"days={days}, seed={seed}, checkins_per_day={checkins_per_day}, explore={explore})")
     return CheckinTable(df, name=name, source=source, report=report)
+
+
+class Synthetic(Source):
+    """``synthetic``: :func:`generate` (its arguments are the loader options); no raw file."""
+
+    format = "synthetic"
+    datasets = ("synthetic",)
+    needs_file = False
+
+    @classmethod
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> None:
+        return None
+
+    load_fn = staticmethod(generate)
+
+    @classmethod
+    def options(cls) -> list[str]:
+        return list(inspect.signature(generate).parameters)
