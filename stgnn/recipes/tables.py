@@ -268,6 +268,7 @@ def _information(metrics: dict[str, Any], cfg: ExperimentConfig) -> dict[str, An
     from stgnn.registry import resolve_model
 
     info = InformationSetting.from_protocol(metrics.get("protocol") or cfg.protocol)
+    # the class's flag: such old runs predate models that declare it per instance
     return {**info.to_dict(), "target_time_read": info.for_model(resolve_model(cfg.model).uses_target_time)
             .target_time == "known"}
 
