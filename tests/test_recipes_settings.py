@@ -119,3 +119,42 @@ def test_bad_settings_and_tune_blocks_are_refused(isolated):
     (table / "table.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ValueError, match=r"preset settings \['nowhere'\]"):
         recipes.reproduce(str(table), preset="tiny", out=isolated / "c")
+
+
+def test_the_nyc_table_declares_both_settings_tuning_and_hidden_rows(synthetic_split):
+    import torch
+
+    from stgnn.data.batch import SampleLoader
+    from stgnn.recipes import EXPERIMENTS
+    from stgnn.registry import build_for_split
+    from stgnn.train.tune import expand_grid
+
+    spec = yaml.safe_load((EXPERIMENTS / "reproduce_nyc" / "table.yaml").read_text())
+    settings = {s["name"]: s for s in spec["settings"]}
+    assert settings["default"]["protocol"] == {"history": "train_only", "target_time": "known"}
+    assert settings["realtime"]["protocol"] == {"history": "all_past", "target_time": "known"}
+    assert {"Pop", "UserHistory", "MF-BPR", "GETNext", "STGNN", "STGNN-hidden"} <= set(settings["realtime"]["models"])
+    rows = {r["name"]: r for r in spec["models"]}
+    assert rows["STGNN-hidden"]["config"]["protocol"] == {"target_time": "hidden"}
+    assert spec["tune"]["row"] == spec["reference"] == "UserHistory"
+    # make run stays cheap: the real-time table of the fast preset has only the no-training rows
+    assert spec["presets"]["fast"]["settings"]["realtime"] == ["Pop", "UserHistory"]
+    for preset_space in (spec["tune"]["space"], spec["presets"]["fast"]["tune"]["space"]):
+        points = expand_grid(preset_space)
+        refused = 0
+        for p in points:   # a grid point is a reference, or one whose weights sum past 1 (tune records it)
+            try:
+                build_for_split("user_history", synthetic_split, **p)
+            except ValueError as e:
+                assert "sum < 1" in str(e) and p["transition_weight"] + p["time_weight"] >= 0.999
+                refused += 1
+        assert refused < len(points) / 4
+    assert len(expand_grid(spec["tune"]["space"])) == 320
+    # the rows with a prior build and score with the first grid point as their reference
+    batch = SampleLoader(synthetic_split, "test", 8).make_batch(synthetic_split.samples["test"][:8])
+    first = expand_grid(spec["tune"]["space"])[0]
+    for name in ("STGNN", "STGNN-hidden"):
+        kw = {**rows[name]["config"]["model_kwargs"], "dim": 8, "prior": {**first, **rows[name]["prior"]}}
+        model = build_for_split("stgnn", synthetic_split, **kw).eval()
+        with torch.no_grad():
+            assert torch.isfinite(model.score(batch)).all() and model.prior.fusion == "late"
