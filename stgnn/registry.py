@@ -24,7 +24,7 @@ from stgnn.models.base import Recommender
 
 MODELS: dict[str, str] = {
     "pop": "stgnn.baselines.pop.Pop",
-    "user_history": "stgnn.baselines.user_history.UserHistory",
+    "user_history": "stgnn.models.reference.UserHistory",
     "mf_bpr": "stgnn.baselines.mf_bpr.MFBPR",
     "lstm": "stgnn.baselines.lstm.LSTM",
     "gru4rec": "stgnn.baselines.gru4rec.GRU4Rec",

@@ -47,6 +47,10 @@ TINY: dict[str, dict] = {
 VARIANTS: dict[str, tuple[str, dict]] = {      # configs whose code paths differ enough to check too
     "lstm_history": ("lstm", {**TINY["lstm"], "use_history": True}),
     "stgnn_snapshots": ("stgnn", {**TINY["stgnn"], "snapshots": 2, "graph": "static"}),
+    # the tuned reference: reads the target time (routine term) and counts as of the query time
+    "user_history_tuned": ("user_history", {**TINY["user_history"], "time_weight": 0.3, "counts": "visible"}),
+    "stgnn_late_prior": ("stgnn", {**TINY["stgnn"], "prior": {**TINY["user_history"], "time_weight": 0.3,
+                                                               "fusion": "late", "weight": 1.0}}),
 }
 CASES = {**{name: (name, kw) for name, kw in TINY.items()}, **VARIANTS}
 

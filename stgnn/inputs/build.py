@@ -2,7 +2,10 @@
 
 Everything here reads the training period only (``part == 0`` check-ins) plus static POI
 metadata (coordinates, categories, texts), so what a model is built from predates every
-val/test target (the leakage rule of DESIGN.md). Recipes call :func:`build_inputs` once per run
+val/test target (the leakage rule of DESIGN.md). The one exception, asked for with
+``InputSpec.visible_counts``, is an index of every check-in a sample may see under the split's
+history setting, which the model queries strictly before each sample's query time
+(:class:`~stgnn.features.history.VisibleCounts`). Recipes call :func:`build_inputs` once per run
 (or once for all runs that share a split and a spec) and hand the result to every model.
 """
 from __future__ import annotations
@@ -12,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from stgnn.data.information import InformationSetting
 from stgnn.data.split import PARTS, Split
+from stgnn.features.history import VisibleCounts
 from stgnn.features.profiles import poi_texts
 from stgnn.features.space import dist_bucket_table
 from stgnn.features.text import TextEncoder, make_text_encoder
@@ -91,6 +96,8 @@ def build_inputs(split: Split, spec: InputSpec | None = None, *,
         out.dist_table = dist_bucket_table(out.poi_lat.float(), out.poi_lon.float())
     if spec.text is not None:
         out.text = poi_text_vectors(split, text_encoder if text_encoder is not None else spec.text, spec.text_profile)
+    if spec.visible_counts:
+        out.visible = VisibleCounts.from_split(split, InformationSetting.from_protocol(split.protocol).history)
     return out
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from stgnn.features.history import VisibleCounts
 from stgnn.utils.io import atomic_write_bytes
 
 INPUTS_FILE = "inputs.pt"
@@ -41,6 +42,10 @@ class InputSpec:
         text: a text-encoder spec (:func:`stgnn.features.text.make_text_encoder`) whose vectors of
             the POIs' texts the model reads; ``None``: no text vectors.
         text_profile: embed the templated training-period POI profile rather than the bare name.
+        visible_counts: the index that counts popularity and transitions per sample as of its
+            query time under the split's history setting
+            (:class:`~stgnn.features.history.VisibleCounts`; the one input that holds val/test
+            check-ins, each readable only by samples scored after it).
     """
 
     graph: bool = False
@@ -49,6 +54,7 @@ class InputSpec:
     dist_table_max_pois: int = 0
     text: str | None = None
     text_profile: bool = True
+    visible_counts: bool = False
 
 
 @dataclass
@@ -95,6 +101,7 @@ class ModelInputs:
         dist_table: ``(P, P)`` uint8 distance buckets between POIs when ``spec`` asks for it; not
             saved (:meth:`save`): a model that wants it recomputes it from the coordinates.
         text: ``(P, D)`` float32 POI text vectors when ``spec.text``.
+        visible: the :class:`~stgnn.features.history.VisibleCounts` when ``spec.visible_counts``.
         source: provenance (split name, fingerprint, protocol); not read by models.
     """
 
@@ -113,6 +120,7 @@ class ModelInputs:
     snapshots: list[tuple[Tensor, Tensor]] | None = None
     dist_table: Tensor | None = None
     text: Tensor | None = None
+    visible: VisibleCounts | None = None
     source: dict[str, Any] = field(default_factory=dict)
 
     def missing(self, spec: InputSpec) -> list[str]:
@@ -126,15 +134,19 @@ class ModelInputs:
         if spec.text is not None and (self.text is None or (self.spec.text, self.spec.text_profile)
                                       != (spec.text, spec.text_profile)):
             out.append(f"text vectors ({spec.text}, profile={spec.text_profile})")
+        if spec.visible_counts and self.visible is None:
+            out.append("visible counts")
         return out
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """A dict of tensors, numbers and strings (what :meth:`save` writes)."""
         state: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                 if f.name not in ("stats", "spec", "graph", "dist_table")}
+                                 if f.name not in ("stats", "spec", "graph", "dist_table", "visible")}
         state.update(format=INPUTS_FORMAT_VERSION, stats=asdict(self.stats), spec=asdict(self.spec),
                      graph=self.graph.to_dict() if self.graph is not None else None)
+        if self.visible is not None:   # absent otherwise, so inputs saved before it still load
+            state["visible"] = self.visible.to_state()
         return state
 
     @classmethod
@@ -142,9 +154,11 @@ class ModelInputs:
         if state.get("format") != INPUTS_FORMAT_VERSION:
             raise ValueError(f"model inputs of format {state.get('format')!r}; this stgnn reads format "
                              f"{INPUTS_FORMAT_VERSION}: rebuild them from the split (stgnn eval does)")
-        kw = {k: v for k, v in state.items() if k not in ("format", "stats", "spec", "graph")}
+        kw = {k: v for k, v in state.items() if k not in ("format", "stats", "spec", "graph", "visible")}
         graph = HeteroData.from_dict(state["graph"]) if state["graph"] is not None else None
-        return cls(**kw, stats=TrainStats(**state["stats"]), spec=InputSpec(**state["spec"]), graph=graph)
+        visible = VisibleCounts.from_state(state["visible"]) if state.get("visible") is not None else None
+        return cls(**kw, stats=TrainStats(**state["stats"]), spec=InputSpec(**state["spec"]), graph=graph,
+                   visible=visible)
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_state` atomically with ``torch.save``."""
@@ -165,4 +179,6 @@ class ModelInputs:
             parts.append(f"snapshots={len(self.snapshots)}")
         if self.text is not None:
             parts.append(f"text={tuple(self.text.shape)}")
+        if self.visible is not None:
+            parts.append(f"visible={self.visible.history}")
         return f"ModelInputs({', '.join(parts)})"

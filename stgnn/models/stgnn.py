@@ -36,10 +36,8 @@ category, region, coordinates, graph neighbours); at evaluation, POIs without a 
 check-in are scored from content only (their ids were trained only as negatives).
 
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) encodes only the
-nodes a step needs, on sampled neighbourhoods (:mod:`stgnn.models.sampled_encoding`; evaluation
-encodes every node once and caches it until the next training step). Above
-``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table is not built and distances are
-computed per batch.
+nodes a step needs (:mod:`stgnn.models.sampled_encoding`); above ``dist_matrix_max_pois`` POIs
+distances are computed per batch instead of from the ``(P, P)`` bucket table.
 
 Inputs and leakage: :meth:`STGNN.from_inputs` takes the training graph, snapshots, text vectors
 and coordinates from :class:`~stgnn.inputs.ModelInputs` (built from ``part == 0`` check-ins, so
@@ -66,6 +64,7 @@ from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 from stgnn.models.explain import explain
 from stgnn.models.graph_encoder import HeteroGraphEncoder
+from stgnn.models.prior import ReferencePrior
 from stgnn.models.sampled_encoding import SampledGraphEncoding, needed_nodes
 
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
@@ -92,24 +91,22 @@ class STGNN(Recommender):
             uniformly sampled negatives (scores stay full-ranking).
         id_dropout: probability of dropping a POI's id embedding and bias per training step
             (module docstring, cold start); POIs unseen in training always use content only.
-        sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling, see
-            the module docstring) or ``"auto"`` (sampled when the graph has more than
-            ``auto_edges`` edges).
+        sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling) or
+            ``"auto"`` (sampled when the graph has more than ``auto_edges`` edges).
         fanout: neighbours per relation and hop when sampling (default 15 per hop).
         sample_chunk: seed nodes per chunk when encoding every node for evaluation.
-        snapshots: ``> 0``: weekly POI transition snapshots fed to ``temporal_cell`` (module docstring).
-        snapshot_days: window (and stride) of the snapshots.
+        snapshots, snapshot_days: ``> 0``: that many POI transition snapshots of ``snapshot_days`` each, fed to ``temporal_cell``.
         temporal_cell: ``graph_gru``, ``gconvgru``, ``tgcn`` or ``evolvegcno``.
         cell_conv: the gate conv of ``graph_gru`` (any layer name, class or dotted path).
         dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
             table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
         graph_data: the training graph now (else :meth:`prepare` / :meth:`attach_graph`).
-        text_model, text_profile: options of the builder (:meth:`input_spec`), not the constructor:
-            a :func:`~stgnn.features.text.make_text_encoder` spec (``"minilm"``, ``"hf:<path>"``...)
-            whose vectors of the POIs' texts become ``text_emb`` (``None``: no language model), of
-            the training-period profiles ("Coffee Shop in <region>, busiest 8-10 am on weekdays")
-            unless ``text_profile=False`` (then the bare category/venue names).
+        text_model, text_profile: builder options (:meth:`input_spec`): a text-encoder spec
+            (``"minilm"``, ``"hf:<path>"``...; ``None``: no LM) whose vectors of the POIs' training-period
+            profiles (bare names when ``text_profile=False``) become ``text_emb``.
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
+        prior: residual learning over the tuned reference (:meth:`ReferencePrior.from_option
+            <stgnn.models.prior.ReferencePrior.from_option>`: its keywords, ``fusion``...); ``None``: off.
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
@@ -131,7 +128,8 @@ class STGNN(Recommender):
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
                  snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
                  cell_conv: str | type = "gcn",
-                 graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None) -> None:
+                 graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
+                 prior: dict[str, Any] | None = None) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -191,6 +189,7 @@ class STGNN(Recommender):
         # attach_coordinates (the builder makes it once for every run sharing the inputs)
         self.dist_matrix_max_pois = dist_matrix_max_pois
         self.register_buffer("poi_dist_bucket", torch.zeros((0, 0), dtype=torch.uint8), persistent=False)
+        self.prior = ReferencePrior.from_option(prior, num_users, num_pois, dim, num_sampled)   # None: off
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -199,14 +198,15 @@ class STGNN(Recommender):
     def input_spec(cls, *, graph: str = "temporal", text: str = "given", text_emb: Tensor | None = None,
                    snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
                    dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool = True,
-                   **_: Any) -> InputSpec:
+                   prior: dict[str, Any] | None = None, **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
-        the POI distance-bucket table when distances are encoded; the POIs' text vectors when
-        ``text_model`` names an encoder (and ``text`` is on)."""
+        the distance-bucket table when distances are encoded; text vectors when ``text_model``
+        names an encoder (and ``text`` is on); the reference's count index when ``prior`` is set."""
         wants_text = text_model is not None and text_emb is None and text != "none"
         return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
                          dist_table_max_pois=dist_matrix_max_pois if space_enc != "none" else 0,
-                         text=text_model if wants_text else None, text_profile=text_profile)
+                         text=text_model if wants_text else None, text_profile=text_profile,
+                         visible_counts=prior is not None)
 
     @classmethod
     def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "STGNN":
@@ -230,15 +230,16 @@ class STGNN(Recommender):
         self.poi_seen = (inputs.stats.poi_count > 0).to(self.poi_bias.device)
         if self.cell is not None:
             self.attach_snapshots(inputs.snapshots)
+        if self.prior is not None:
+            self.prior.prepare(inputs)
         if self.opts["graph"] != "none":
             self.attach_graph(inputs.graph)
 
     def attach_coordinates(self, lat: Tensor, lon: Tensor, dist_table: Tensor | None = None,
                            build_table: bool = True) -> None:
-        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their ``(P, P)``
-        distance-bucket table: ``dist_table`` when given (the builder's), else computed when
-        ``build_table`` and ``num_pois <= dist_matrix_max_pois`` (else distances are computed per
-        batch, if at all)."""
+        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their ``(P, P)`` distance-bucket
+        table: ``dist_table`` (the builder's), else computed when ``build_table`` and ``num_pois <=
+        dist_matrix_max_pois`` (else distances are computed per batch, if at all)."""
         if lat.shape != (self.num_pois,) or lon.shape != (self.num_pois,):
             raise ValueError(f"coordinates must be ({self.num_pois},), got {tuple(lat.shape)} and {tuple(lon.shape)}")
         self.poi_lat = lat.to(self.poi_lat.device, torch.float32)
@@ -466,10 +467,13 @@ class STGNN(Recommender):
         return self._mix(out, out["gen"].log_softmax(-1), out.get("p_copy"))
 
     def score(self, batch: Batch) -> Tensor:
-        return self.log_probs(self(batch))                                    # (B, P)
+        out = self(batch)                                                      # (B, P) log-probabilities
+        return self.log_probs(out) if self.prior is None else self.prior(batch, out["u"], self.log_probs(out))
 
     def loss(self, batch: Batch) -> Tensor:
         y = batch.target_poi                                                  # (B,)
+        if self.prior is not None and self.prior.fusion == "joint":  # renormalised over every POI
+            return F.nll_loss(self.score(batch), y)
         sampled = self.num_sampled > 0 and self.training
         neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None
         out = self(batch, extra_pois=neg)                                     # neg: (B, K)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,24 @@ def information_line(results: list[dict[str, Any]]) -> str:
     return f"{said}; {read}."
 
 
+def setting_lines(meta: dict[str, Any]) -> list[str]:
+    """The table's named information setting and how its reference was tuned (empty when neither)."""
+    lines = []
+    if meta.get("setting"):
+        st = meta["setting"]
+        lines += [f"**Setting `{st['name']}`: history={st['history']}, target_time={st['target_time']}** "
+                  "(every row runs under it unless its own protocol narrows it, as a `target_time: hidden` row "
+                  "does).", ""]
+    for name, t in (meta.get("tuned") or {}).items():
+        kw = ", ".join(f"{k}={v}" for k, v in t["best"].items())
+        what = "its options" if t["as"] == "model_kwargs" else "the reference it uses as a prior"
+        lines += [f"{name}: {what} picked on validation {t['monitor']} over {t['points']} grid points under "
+                  f"history={t['information']['history']}, target_time={t['information']['target_time']} "
+                  f"(val {t['monitor']} {t['best_score']:.4f}): {kw}. Grid and every point's val metrics: "
+                  f"`{Path(t['file']).name}` beside this table.", ""]
+    return lines
+
+
 def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta: dict[str, Any]) -> str:
     """Markdown: our rows (mean ± std over seeds) then the published rows of the same dataset, with sources."""
     cols = ("Acc@1", "Acc@5", "Acc@10", "NDCG@10", "MRR")
@@ -47,7 +66,7 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
     lines = [f"# {title} next-POI results ({meta['preset']} preset, seeds {meta['seeds']})", "",
              f"Protocol: {meta['protocol']}. Full ranking over all POIs, ties counted pessimistically, "
              "previously visited POIs kept in the ranking. Ours: mean ± std over seeds (sample std).", "",
-             information_line(results), "",
+             *setting_lines(meta), information_line(results), "",
              "| model | " + " | ".join(cols) + " | source |", "|---|" + "---|" * (len(cols) + 1)]
     for r in results:
         cells = [_fmt(r["summary"][c]["mean"], r["summary"][c]["std"]) if c in r["summary"] else "—" for c in cols]

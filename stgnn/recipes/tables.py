@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from stgnn.config import ExperimentConfig, _deep_merge, from_dict, load_config, to_dict
+from stgnn.data.information import InformationSetting
 from stgnn.eval.metrics import TABLE_METRICS
 from stgnn.recipes.report import format_table, table_csv
 from stgnn.recipes.runs import compare_runs, load_split, run_experiment, run_parallel
@@ -79,6 +80,12 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
               jobs: int = 1) -> str:
     """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
 
+    A ``table.yaml`` with ``settings`` (a list of ``{name, protocol, models}``: an information
+    setting and the rows that run under it) makes one table per setting, each in
+    ``out/<name>/`` and all in ``out/table.md``; a preset's ``settings`` (``{name: [rows]}``)
+    picks the settings it runs and their rows. A ``tune`` block picks the reference row's options
+    on validation under each setting first (:mod:`stgnn.recipes.tuning`).
+
     Args:
         table: ``"nyc"`` (``experiments/reproduce_nyc/``) or a folder holding ``table.yaml`` and
             ``published.yaml``.
@@ -93,7 +100,7 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
             build the table from their folders.
 
     Returns:
-        the Markdown table (also written to ``out/table.md``).
+        the Markdown table(s) (also written to ``out/table.md``).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -101,25 +108,109 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
     if preset not in spec["presets"]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(spec['presets'])}")
     pre = spec["presets"][preset] or {}
-    rows = spec["models"]
+    names = {r["name"] for r in spec["models"]}
     wanted = models or pre.get("models")
     if wanted:
-        unknown = sorted(set(wanted) - {r["name"] for r in rows})
+        unknown = sorted(set(wanted) - names)
         if unknown:
-            raise ValueError(f"unknown model rows {unknown}; the table has {[r['name'] for r in rows]}")
-        rows = [r for r in rows if r["name"] in wanted]
+            raise ValueError(f"unknown model rows {unknown}; the table has {[r['name'] for r in spec['models']]}")
     out = Path(out or Path("results") / f"reproduce_{Path(table).name}_{preset}")
     seeds = list(seeds if seeds is not None else pre.get("seeds", [0, 1, 2]))
+    if not spec.get("settings"):
+        rows = [r for r in spec["models"] if not wanted or r["name"] in wanted]
+        return _one_table(table, spec, pre, preset, rows, seeds, out, overrides, resume, jobs, None)
+    settings = _settings(spec, pre)
+    mds = []
+    for setting in settings:
+        keep = set(setting.get("models") or names) & set(wanted or names)
+        rows = [r for r in spec["models"] if r["name"] in keep]
+        if rows:
+            mds.append(_one_table(table, spec, pre, preset, rows, seeds, out / setting["name"], overrides,
+                                  resume, jobs, setting))
+    md = "\n".join(mds)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", md)
+    return md
+
+
+def _settings(spec: dict[str, Any], pre: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's information settings the preset runs, each with its rows."""
+    settings = spec["settings"]
+    for i, s in enumerate(settings):
+        if not s.get("name") or not isinstance(s.get("protocol", {}), dict):
+            raise ValueError(f"table.yaml: settings[{i}] needs a `name` and a `protocol` mapping, got {s!r}")
+        unknown = sorted(set(s.get("models") or []) - {r["name"] for r in spec["models"]})
+        if unknown:
+            raise ValueError(f"table.yaml: setting {s['name']!r} names unknown rows {unknown}")
+    chosen = pre.get("settings")
+    if chosen is None:
+        return settings
+    by_name = {s["name"]: s for s in settings}
+    unknown = sorted(set(chosen) - set(by_name))
+    if unknown:
+        raise ValueError(f"preset settings {unknown} are not in the table's settings {sorted(by_name)}")
+    return [{**by_name[n], **({"models": chosen[n]} if isinstance(chosen, dict) and chosen[n] else {})}
+            for n in chosen]
+
+
+def _row_config(spec: dict[str, Any], pre: dict[str, Any], row: dict[str, Any], setting: dict[str, Any] | None,
+                seeds: list[int], out: Path, overrides: list[str] | None) -> ExperimentConfig:
+    """A row's config: defaults <- base <- the setting's protocol <- preset ``all`` <- row <- preset ``per_model``."""
+    base = _deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
+    if setting is not None:
+        base = _deep_merge(base, {"protocol": setting.get("protocol") or {}})
+    delta = _deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
+    data = _deep_merge(_deep_merge(base, pre.get("all", {}) or {}), delta)
+    data.update(name=row["name"], seeds=seeds, output_dir=str(out / "runs"))
+    cfg = from_dict(ExperimentConfig, data)
+    return _apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]], cfgs: list[ExperimentConfig],
+                  setting: dict[str, Any] | None, seeds: list[int], out: Path, overrides: list[str] | None,
+                  resume: bool) -> dict[str, Any]:
+    """Tune the ``tune`` row under each information setting the rows need; give the chosen
+    keywords to that row and, as their prior, to rows with a row-level ``prior``. Returns
+    ``{row name: tuning summary}`` for the table's record."""
+    from stgnn.recipes.tuning import summary, tune_spec, tuned_kwargs
+
+    block = tune_spec(spec, pre)
+    if block is None:
+        if any(r.get("prior") for r in rows):
+            raise ValueError("table.yaml: a row asks for the tuned reference as its `prior`, but there is no `tune` block")
+        return {}
+    by_name = {r["name"]: r for r in spec["models"]}
+    if block["row"] not in by_name:
+        raise ValueError(f"table.yaml: tune.row {block['row']!r} is not a row of the table")
+    tune_row = by_name[block["row"]]
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    record: dict[str, Any] = {}
+    for row, cfg in zip(rows, cfgs):
+        if row["name"] != block["row"] and not row.get("prior"):
+            continue
+        base = _row_config(spec, pre, tune_row, setting, seeds, out, overrides)
+        base.protocol = dict(cfg.protocol)   # tuned under the information setting of the row it serves
+        info = InformationSetting.from_protocol(base.protocol)
+        key = (info.history, info.target_time)
+        if key not in done:
+            done[key] = tuned_kwargs(block, base, out, resume)
+        best = done[key]["best"]
+        if row["name"] == block["row"]:
+            cfg.model_kwargs = dict(best)
+        else:
+            cfg.model_kwargs = {**cfg.model_kwargs, "prior": {**best, **row["prior"]}}
+        record[row["name"]] = {**summary(done[key]), "as": "model_kwargs" if row["name"] == block["row"] else "prior"}
+    return record
+
+
+def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: str, rows: list[dict[str, Any]],
+               seeds: list[int], out: Path, overrides: list[str] | None, resume: bool, jobs: int,
+               setting: dict[str, Any] | None) -> str:
+    """Every row of one table (one information setting) over ``seeds``; writes ``out/table.*``."""
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    cfgs = []
-    for row in rows:
-        base = _deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
-        delta = _deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
-        data = _deep_merge(_deep_merge(base, pre.get("all", {}) or {}), delta)
-        data.update(name=row["name"], seeds=seeds, output_dir=str(out / "runs"))
-        cfg = from_dict(ExperimentConfig, data)
-        cfgs.append(_apply_overrides(cfg, overrides) if overrides else cfg)
+    cfgs = [_row_config(spec, pre, row, setting, seeds, out, overrides) for row in rows]
+    tuned = _apply_tuning(spec, pre, rows, cfgs, setting, seeds, out, overrides, resume)
     if jobs > 1:
         print(f"[reproduce {table}/{preset}] {len(cfgs)} rows x {len(seeds)} seeds in {jobs} processes", flush=True)
         run_parallel(cfgs, jobs, resume=resume)
@@ -152,7 +243,10 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
             "paired_slices": paired_slices, "preset": preset, "seeds": seeds,
             "seconds": round(time.perf_counter() - t0, 1),
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {}),
-            "datasets": sorted({r["dataset"] for r in results})}
+            "datasets": sorted({r["dataset"] for r in results}), "tuned": tuned}
+    if setting is not None:
+        protocol = _deep_merge(spec.get("base", {}).get("protocol") or {}, setting.get("protocol") or {})
+        meta["setting"] = {"name": setting["name"], **InformationSetting.from_protocol(protocol).to_dict()}
     md = format_table(results, spec["published"], meta)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", md)
@@ -171,10 +265,10 @@ def _information(metrics: dict[str, Any], cfg: ExperimentConfig) -> dict[str, An
     model's flag for runs written before metrics.json recorded it)."""
     if metrics.get("information"):
         return metrics["information"]
-    from stgnn.data.information import InformationSetting
     from stgnn.registry import resolve_model
 
     info = InformationSetting.from_protocol(metrics.get("protocol") or cfg.protocol)
+    # the class's flag: such old runs predate models that declare it per instance
     return {**info.to_dict(), "target_time_read": info.for_model(resolve_model(cfg.model).uses_target_time)
             .target_time == "known"}
 
