@@ -67,6 +67,7 @@ class Catalog:
         src = np.repeat(np.arange(self.num_pois), np.diff(self.trans_ptr))
         self._trans = dict(zip((src * self.num_pois + self.trans_dst).tolist(), self.trans_count.tolist()))
         self._trans_out = np.bincount(src, weights=self.trans_count, minlength=self.num_pois).astype(np.int64)
+        self._cards: list[tuple[str, str, str, float | None, float | None]] | None = None
 
     @property
     def num_pois(self) -> int:
@@ -118,6 +119,15 @@ class Catalog:
         return len(self.user_ids)
 
     # ------------------------------------------------------------------ lookups
+    def card(self, p: int) -> tuple[str, str, str, float | None, float | None]:
+        """``(id, name, category, lat, lon)`` of POI ``p`` as answers show it (name: its text, else
+        its category; NaN coordinates: ``None``), made once per catalog rather than per request."""
+        if self._cards is None:
+            cats = [str(c) for c in self.category_names]
+            self._cards = [(str(i), str(t) or cats[c], cats[c], _num(la), _num(lo)) for i, t, c, la, lo in zip(
+                self.poi_ids, self.poi_text, self.poi_category.tolist(), self.poi_lat.tolist(), self.poi_lon.tolist())]
+        return self._cards[p]
+
     def transition(self, src: int, dst: int) -> tuple[int, int]:
         """``(count of src→dst, all transitions out of src)`` in the training period."""
         return self._trans.get(src * self.num_pois + dst, 0), int(self._trans_out[src])
@@ -134,6 +144,10 @@ class Catalog:
         """``(P,)`` training check-ins within ``±width`` hours (wrapping the week) of ``hour``."""
         hours = [(hour + d) % HOURS_PER_WEEK for d in range(-width, width + 1)]
         return self.tow[:, hours].sum(1)
+
+
+def _num(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
 
 
 def _mode(values: np.ndarray) -> int:

@@ -219,14 +219,12 @@ class Recommender:
             expl = self._cold_explanations(top, a)
         else:
             expl = [None] * len(top)
-        cat = self.catalog
+        card = self.catalog.card
         items = []
         for r, (p, s, e) in enumerate(zip(top, top_s.tolist(), expl)):
-            c = str(cat.category_names[cat.poi_category[p]])
-            text = str(cat.poi_text[p])
-            items.append({"rank": r + 1, "poi": str(cat.poi_ids[p]), "name": text or c, "category": c,
-                          "lat": _num(cat.poi_lat[p]), "lon": _num(cat.poi_lon[p]), "score": round(float(s), 6),
-                          **({"explanation": e} if explain else {})})
+            pid, name, c, lat, lon = card(p)
+            items.append({"rank": r + 1, "poi": pid, "name": name, "category": c, "lat": lat, "lon": lon,
+                          "score": round(s, 6), **({"explanation": e} if explain else {})})
         out = {"user": user, "at": a.at, "time": iso(a.at, a.at_tz), "tz_offset_min": a.at_tz, "k": k,
                "cold_start": a.cold_reason is not None, "model": self.loaded.name, "items": items,
                "context": self._context_summary(a)}
@@ -240,11 +238,12 @@ class Recommender:
         ctx = a.context
         if ctx is None:
             return {"trajectory": [], "history_checkins": 0}
-        cat = self.catalog
+        card = self.catalog.card
         n = min(ctx.prefix_len, self.loaded.max_len, MAX_TRAJECTORY_SHOWN)
-        traj = [{"poi": str(cat.poi_ids[p]), "ts": int(t), "time": iso(t, z), "lat": _num(cat.poi_lat[p]),
-                 "lon": _num(cat.poi_lon[p]), "category": str(cat.category_names[cat.poi_category[p]])}
-                for p, t, z in zip(ctx.poi[-n:], ctx.ts[-n:], ctx.tz[-n:])]
+        traj = []
+        for p, t, z in zip(ctx.poi[-n:].tolist(), ctx.ts[-n:].tolist(), ctx.tz[-n:].tolist()):
+            pid, _, c, lat, lon = card(p)
+            traj.append({"poi": pid, "ts": t, "time": iso(t, z), "lat": lat, "lon": lon, "category": c})
         last_ts = int(ctx.ts[-1])
         return {"trajectory": traj, "trajectory_length": ctx.prefix_len, "current_poi": traj[-1]["poi"],
                 "history_checkins": min(ctx.start, self.loaded.hist_len),
@@ -272,7 +271,3 @@ def _key_map(keys: dict[str, int], index: dict[str, int]) -> np.ndarray:
     for raw, key in keys.items():
         out[key] = index.get(raw, -1)
     return out
-
-
-def _num(x: float) -> float | None:
-    return None if not np.isfinite(x) else float(x)

@@ -61,7 +61,10 @@ CREATE TABLE IF NOT EXISTS checkins (
     traj_start INTEGER,
     received_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS checkins_user_time ON checkins (user, ts, seq);
+-- covering: a request's read of a user's latest rows (user_rows) never visits the table itself
+-- (half the read's CPU on NYC); it replaced checkins_user_time (user, ts, seq), dropped when found
+CREATE INDEX IF NOT EXISTS checkins_user_cover ON checkins (user, ts, seq, poi_key, category_key, tz, traj_start);
+DROP INDEX IF EXISTS checkins_user_time;
 CREATE INDEX IF NOT EXISTS checkins_time ON checkins (ts, seq);
 """
 

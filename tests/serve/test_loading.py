@@ -47,3 +47,30 @@ def test_the_catalog_takes_training_statistics_from_inputs_and_traffic_from_the_
     src, dst = split.poi[:-1][same], split.poi[1:][same]
     s, d = int(src[0]), int(dst[0])
     assert cat.transition(s, d) == (int(((src == s) & (dst == d)).sum()), int((src == s).sum()))
+
+
+def test_the_pinned_model_scores_bit_for_bit_as_the_unpinned_one(serve_runs, seeded_store, stgnn_loaded):
+    """What load pins (graph encodings, ``out_poi`` of the POIs, the one-sample sequence shortcut)
+    changes no bit: served scores equal the same run's plain model on the same live batch, and a
+    many-sample batch (which takes the bucketed path) scores the same through both."""
+    from stgnn.data.batch import SampleLoader
+    from stgnn.serve.recommender import Recommender
+    from stgnn.train.restore import load_trained
+
+    model = stgnn_loaded.model
+    assert "encode_graph" in vars(model) and "forward" in vars(model.seq)       # the shortcuts are in place
+    plain = load_trained(serve_runs["STGNN"], "cpu").model.eval()
+    assert "forward" not in vars(plain.seq)
+    rec = Recommender(stgnn_loaded, seeded_store)
+    split = serve_runs["split"]
+    test = np.asarray(split.samples["test"])
+    lengths = set()
+    with torch.inference_mode():
+        for j in test[:60]:
+            a = rec.answer(str(split.user_ids[split.user[j]]), int(split.ts[j]), int(split.tz_offset_min[j]))
+            assert a.batch is not None and a.batch.poi.shape[0] == 1
+            lengths.add(int(a.batch.length[0]))
+            assert torch.equal(a.scores, plain.score(a.batch)[0].float()), int(j)
+        batch = SampleLoader(split, test[:64], history="all_past", target_time="known").make_batch(test[:64])
+        assert torch.equal(model.score(batch), plain.score(batch))
+    assert len(lengths) >= 3, lengths                                           # prefixes of several lengths
