@@ -154,3 +154,18 @@ def test_stray_carriage_return_stays_in_its_field(tmp_path):
     p.write_bytes((row(cat="Odd\rName") + "\n" + GOOD[1] + "\n").encode("latin-1"))
     t = load_tsmc2014(p)
     assert len(t) == 2 and "Odd\rName" in set(t.df["category"])
+
+
+def test_by_value_computes_once_per_distinct_value() -> None:
+    import pandas as pd
+
+    from stgnn.data.validate import blank_mask, by_value, to_float
+
+    seen = []
+    s = pd.Series(["1.5", " ", "x", "1.5", None, " "] * 1000)
+    out = by_value(s, lambda v: seen.append(len(v)) or v.isna().to_numpy())
+    assert seen == [4] and out.tolist() == [False, False, False, False, True, False] * 1000
+    assert blank_mask(s)[:6].tolist() == [False, True, False, False, True, True]
+    assert np.array_equal(to_float(s)[:6], [1.5, np.nan, np.nan, 1.5, np.nan, np.nan], equal_nan=True)
+    zeros = pd.Series([0.0, -0.0, np.nan, 0.0])  # told apart by their bits: str(-0.0) is "-0.0"
+    assert by_value(zeros, lambda v: np.array([repr(x) for x in v])).tolist() == ["0.0", "-0.0", "nan", "0.0"]

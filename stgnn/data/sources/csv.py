@@ -21,7 +21,7 @@ import pandas as pd
 from stgnn.data.schema import TZ_MAX, TZ_MIN, CheckinTable, CleaningReport, DataError
 from stgnn.data.sources.base import Source
 from stgnn.data.textio import decode_lines, read_bytes
-from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, check_policy, finalize, format_utc,
+from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, by_value, check_policy, finalize, format_utc,
                                 require_rows, time_window_seconds, to_epoch_seconds, to_float)
 
 REQUIRED = ("user", "item", "time")
@@ -134,10 +134,10 @@ def load_table(path: str | Path, columns: Mapping[str, str] | str, *, time_unit:
     tz = chk.check_tz(col["tz"], "tz") if "tz" in col else np.full(n, tz_offset_min)
     keep = chk.resolve(on_bad_row, report, extra=counts)
     df = pd.DataFrame({
-        "user": col["user"].str.strip().to_numpy(), "poi": col["item"].str.strip().to_numpy(),
-        "category": col["category"].to_numpy() if "category" in col else "",
+        "user": col["user"].str.strip().array, "poi": col["item"].str.strip().array,
+        "category": col["category"].array if "category" in col else "",
         "lat": lat, "lon": lon, "ts": ts, "tz_offset_min": tz,
-        "poi_text": col["text"].to_numpy() if "text" in col else "",
+        "poi_text": col["text"].array if "text" in col else "",
     })
     if not keep.all():
         df = df.loc[keep]
@@ -156,9 +156,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _as_str(s: pd.Series) -> pd.Series:
     """Strings with missing values as ``""`` (Parquet columns may be numeric or null)."""
+    if isinstance(s.dtype, pd.StringDtype):  # already strings (pandas' own storage): no object copy
+        return s.fillna("").reset_index(drop=True)
     if s.dtype.kind in "iu":
-        return s.astype(str).reset_index(drop=True)
-    return s.astype(object).where(s.notna(), "").astype(str).reset_index(drop=True)
+        return by_value(s, lambda v: v.astype(str))
+    return by_value(s, lambda v: v.astype(object).where(v.notna(), "").astype(str))
 
 
 def _read_csv(path: Path, sep: str, encoding: str | None, report: CleaningReport
