@@ -17,7 +17,8 @@ Read top to bottom, one sample at a time:
    (pointer) distribution over the POIs in the memory, with a learned gate:
    ``p = g * p_copy + (1 - g) * p_gen``. About 70% of NYC test targets are revisits, which the
    pointer captures directly. ``score`` returns ``log p``; ``loss`` is its NLL (full softmax;
-   ``num_sampled > 0`` samples the generate softmax's negatives for very large POI sets).
+   ``num_sampled > 0`` samples the generate softmax's negatives for very large POI sets, the
+   default above 20,000 POIs).
 
 Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``text``
 (none/given), ``time_enc`` (none/tow), ``space_enc`` (none/bucket), ``attention`` (none/st),
@@ -45,6 +46,15 @@ the next training step. Above ``dist_matrix_max_pois`` POIs the ``(P, P)`` dista
 is not built and distances are computed per batch. With a fan-out at least every node's degree
 the sampled model computes exactly what the full-batch one does (tested).
 
+Large POI sets: with sampled negatives (``num_sampled``, default ``"auto"``: 2,048 above 20,000
+POIs) a training step touches only the POIs it reads: the batch's prefix, history and target
+POIs and the negatives shared by the batch are encoded (on sampled neighbourhoods when the graph
+is sampled), and the generate logits, distance preferences and pointer are computed for those
+columns alone, so no ``(B, P)`` tensor is built and a step costs what its batch holds, whatever
+the number of POIs. What stays proportional to ``P`` is the optimizer's update of the ``(P,
+dim)`` id embeddings and biases (and, when on, the snapshot cell and the id-dropout draw).
+Scoring (evaluation, serving) ranks every POI, in chunks (:func:`stgnn.eval.evaluate.score_chunks`).
+
 Leakage: the graph holds only ``part == 0`` check-ins (its newest edge predates every val/test
 target); everything else comes from the batch, which holds only check-ins before the target.
 """
@@ -71,6 +81,9 @@ from stgnn.models.encoders import make_sequence_encoder
 
 N_TIME_BUCKETS = 24   # log2 minutes: 0 .. ~16 years
 N_DIST_BUCKETS = 16   # log2 of 25 m units: 0 .. ~800 km
+#: ``num_sampled="auto"``: a full softmax up to this many POIs, above it ``AUTO_NUM_SAMPLED``
+#: negatives shared by the batch (the same bar as the ``(P, P)`` distance table's).
+AUTO_SAMPLED_POIS, AUTO_NUM_SAMPLED = 20_000, 2048
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
 
@@ -247,7 +260,9 @@ class STGNN(Recommender):
         seq_encoder: ``"transformer"``, ``"lstm"``, ``"gru"`` or ``"none"``.
         heads, seq_layers, dropout: sequence-encoder sizes.
         num_sampled: ``> 0``: the generate softmax in ``loss`` uses the target and this many
-            uniformly sampled negatives (scores stay full-ranking).
+            uniformly sampled negatives, drawn once per step and shared by the batch (a negative
+            equal to a sample's target is masked for it); scores stay full-ranking. ``"auto"``:
+            0 (full softmax) up to ``AUTO_SAMPLED_POIS`` POIs, else ``AUTO_NUM_SAMPLED``.
         id_dropout: probability of dropping a POI's id embedding and bias per training step
             (module docstring, cold start); POIs unseen in training always use content only.
         sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling, see
@@ -276,7 +291,7 @@ class STGNN(Recommender):
                  graph: str = "temporal", graph_layers: int = 2, text: str = "given",
                  text_emb: Tensor | None = None, time_enc: str = "tow", space_enc: str = "bucket",
                  attention: str = "st", copy: str = "pointer", seq_encoder: str = "transformer",
-                 heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
+                 heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int | str = "auto",
                  id_dropout: float = 0.0,
                  sampling: str = "auto", fanout: list[int] | None = None, auto_edges: int = 2_000_000,
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
@@ -295,6 +310,10 @@ class STGNN(Recommender):
         fanout = list(fanout) if fanout is not None else [15] * graph_layers
         if len(fanout) != graph_layers:
             raise ValueError(f"fanout {fanout} needs one entry per graph layer ({graph_layers})")
+        if num_sampled == "auto":
+            num_sampled = AUTO_NUM_SAMPLED if num_pois > AUTO_SAMPLED_POIS else 0
+        if isinstance(num_sampled, bool) or not isinstance(num_sampled, int) or num_sampled < 0:
+            raise ValueError(f"STGNN(num_sampled={num_sampled!r}): a count >= 0 or 'auto'")
         self.opts, self.dim, self.dropout, self.num_sampled = opts, dim, dropout, num_sampled
         self.sampling, self.fanout, self.auto_edges, self.sample_chunk = sampling, fanout, auto_edges, sample_chunk
         self.sampler = None                  # a TemporalNeighborSampler when the graph is sampled
@@ -401,8 +420,8 @@ class STGNN(Recommender):
         """Distance bucket between POIs ``a`` and ``b`` (broadcast shapes), int64."""
         if self.dist_matrix:
             return self.poi_dist_bucket[a, b].long()
-        lat, lon = self.poi_lat.double(), self.poi_lon.double()
-        return dist_bucket(haversine_km(lat[a], lon[a], lat[b], lon[b]))
+        lat, lon = self.poi_lat, self.poi_lon  # gathered first: a step converts what it reads, not all P
+        return dist_bucket(haversine_km(lat[a].double(), lon[a].double(), lat[b].double(), lon[b].double()))
 
     @torch.no_grad()
     def _dist_buckets(self, chunk: int = 512) -> Tensor:
@@ -494,9 +513,10 @@ class STGNN(Recommender):
             x[t] = v
         return x
 
-    def encode_graph(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """The graph encoder's node representations, plus the recurrent snapshot state on POIs."""
-        G = self._encode_structure(need)
+    def encode_graph(self, need: dict[str, Tensor] | None = None, compact: bool = False) -> dict[str, Tensor]:
+        """The graph encoder's node representations, plus the recurrent snapshot state on POIs
+        (``compact``: only the ``need`` rows, see :meth:`_encode_structure`)."""
+        G = self._encode_structure(need, compact)
         if self.cell is None or not self.snap:
             return G
         x = self.node_inputs({"poi": torch.arange(self.num_pois, device=self.poi_bias.device)})["poi"]  # (P, d)
@@ -504,23 +524,27 @@ class STGNN(Recommender):
         h = None
         for ei, count in self.snap:                       # oldest week first
             h = self.cell(x, ei, torch.log1p(count.float()), h)                  # (P, d)
-        return {**G, "poi": self.cell_norm(G["poi"] + h)}
+        return {**G, "poi": self.cell_norm(G["poi"] + (h[need["poi"]] if compact else h))}
 
-    def _encode_structure(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    def _encode_structure(self, need: dict[str, Tensor] | None = None, compact: bool = False) -> dict[str, Tensor]:
         """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward.
 
         Full-batch, every node is encoded. When the graph is sampled, only the ``need``
         ``{"user"|"poi": ids}`` nodes are encoded on sampled neighbourhoods (the other rows hold
         their graph-free inputs and are not used); in eval mode every node is encoded once, in
-        chunks, and cached until the next ``train()``.
+        chunks, and cached until the next ``train()``. ``compact``: only the ``need`` rows, in
+        their order (``{"user": (len(need["user"]), dim), "poi": ...}``).
         """
         if self.graph_encoder is None:
             if self.opts["graph"] != "none":
                 raise RuntimeError("STGNN needs its training graph: call fit_data(split) or attach_graph(data)")
-            return self.node_inputs()
+            return self.node_inputs(need) if compact else self.node_inputs()
         if self.sampler is None:
             x = {t: v for t, v in self.node_inputs().items() if t in self.graph_encoder.node_types}
-            return self.graph_encoder(x, self.graph)
+            G = self.graph_encoder(x, self.graph)
+            return {t: G[t][need[t]] for t in need} if compact else G
+        if compact:
+            return self._encode_sampled(need)
         if not self.training:
             if self._eval_nodes is None:
                 self._eval_nodes = self._encode_all_sampled()
@@ -569,11 +593,13 @@ class STGNN(Recommender):
             out[t] = torch.cat([self._encode_sampled({t: c}, gen)[t] for c in ids.split(self.sample_chunk)])
         return out
 
-    def _needed_nodes(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor] | None:
-        """The users and POIs a training step reads from the graph encoder (sampled mode)."""
-        if self.sampler is None or not self.training:
+    def _needed_nodes(self, batch: Batch, extra_pois: Tensor | None = None,
+                      columns: bool = False) -> dict[str, Tensor] | None:
+        """The users and POIs (sorted, unique) a training step reads from the graph encoder
+        (sampled mode, or ``columns``: a step scoring only ``extra_pois`` as candidates)."""
+        if not columns and (self.sampler is None or not self.training):
             return None
-        if self.num_sampled == 0:  # a full softmax scores every POI with its encoding
+        if self.num_sampled == 0 and not columns:  # a full softmax scores every POI with its encoding
             pois = torch.arange(self.num_pois, device=batch.poi.device)
         else:
             parts = [batch.poi.flatten(), batch.hist_poi.flatten(), batch.target_poi.flatten()]
@@ -605,20 +631,32 @@ class STGNN(Recommender):
         return torch.where(known, batch.target_ts, last_ts), torch.where(known, batch.target_tz, last_tz), \
             batch.last_poi
 
-    def forward(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, batch: Batch, columns: Tensor | None = None) -> dict[str, Tensor]:
         """All intermediate results; ``score``/``loss``/``explain`` read what they need.
 
-        Returns ``logp (B, P)`` plus memory weights for explanations: ``mem_poi (B, M)``,
-        ``mem_ts (B, M)``, ``copy_w (B, M)``, ``att_w (B, M)``, ``gate (B,)``, ``u (B, dim)``.
+        Returns the generate logits ``gen (B, P)`` plus memory weights for explanations:
+        ``mem_poi (B, M)``, ``mem_ts (B, M)``, ``copy_w (B, M)``, ``att_w (B, M)``, ``gate (B,)``,
+        ``u (B, dim)``, and the pointer's ``p_copy (B, P)``. With ``columns`` (``(C,)`` sorted
+        unique POI ids, a training step's candidates) only the POIs the step reads are encoded,
+        ``gen`` is ``(B, C)`` over ``columns`` and the pointer gives ``p_copy_target (B, 1)``,
+        its probability of each sample's target: nothing of size ``P`` per sample.
         """
         self._id_keep = self._draw_id_keep() if self.training else None      # (P,) or None
-        G = self.encode_graph(self._needed_nodes(batch, extra_pois))
-        g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d)
+        if columns is None:
+            G = self.encode_graph(self._needed_nodes(batch))
+            g_poi = F.dropout(G["poi"], self.dropout, self.training)         # (P, d)
+            poi_rows, g_user = (lambda idx: g_poi[idx]), G["user"][batch.user]
+        else:
+            need = self._needed_nodes(batch, columns, columns=True)
+            G = self.encode_graph(need, compact=True)
+            g_poi = F.dropout(G["poi"], self.dropout, self.training)         # (N_need, d)
+            poi_rows = lambda idx: g_poi[torch.searchsorted(need["poi"], idx)]  # noqa: E731
+            g_user = G["user"][torch.searchsorted(need["user"], batch.user)]
         use_t, use_s = self.opts["time_enc"] == "tow", self.opts["space_enc"] == "bucket"
         tq, tzq, last = self._query(batch)                                   # (B,), (B,), (B,)
 
         # --- sequence encoder over the prefix
-        x = g_poi[batch.poi]                                                 # (B, L, d)
+        x = poi_rows(batch.poi)                                              # (B, L, d)
         if use_t:
             prev_ts = torch.cat([batch.ts[:, :1], batch.ts[:, :-1]], 1)      # (B, L)
             x = x + self.tow_emb(hour_of_week(batch.ts, batch.tz)) + self.dt_emb(time_bucket(batch.ts - prev_ts))
@@ -633,7 +671,7 @@ class STGNN(Recommender):
         mem_ts = torch.cat([batch.hist_ts, batch.ts], 1)                     # (B, M)
         mem_tz = torch.cat([batch.hist_tz, batch.tz], 1)                     # (B, M)
         mem_mask = torch.cat([batch.hist_mask, batch.mask], 1)              # (B, M)
-        keys = g_poi[mem_poi]                                                # (B, M, d)
+        keys = poi_rows(mem_poi)                                             # (B, M, d)
         if use_t:
             keys = keys + self.tow_emb(hour_of_week(mem_ts, mem_tz)) + self.dt_emb(time_bucket(tq[:, None] - mem_ts))
         if use_s:
@@ -651,19 +689,31 @@ class STGNN(Recommender):
             att_w, ctx = keys.new_zeros(mem_mask.shape), q.new_zeros(q.shape)
 
         # --- user/query vector and the two distributions
-        u = self.fuse(torch.cat([q, ctx, G["user"][batch.user], tow_q], -1))  # (B, d)
+        u = self.fuse(torch.cat([q, ctx, g_user, tow_q], -1))              # (B, d)
         keep = self._poi_keep()                                              # (P,) or None
-        bias = self.poi_bias if keep is None else torch.where(keep, self.poi_bias, self.content_bias)  # (P,)
-        gen = (u @ self.out_poi(g_poi).T).float() + bias                     # (B, P)
-        if use_s:
-            gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
+        if columns is None:
+            bias = self.poi_bias if keep is None else torch.where(keep, self.poi_bias, self.content_bias)  # (P,)
+            gen = (u @ self.out_poi(g_poi).T).float() + bias                 # (B, P)
+            if use_s:
+                gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
+        else:
+            bias = self.poi_bias[columns]                                    # (C,)
+            if keep is not None:
+                bias = torch.where(keep[columns], bias, self.content_bias)
+            gen = (u @ self.out_poi(poi_rows(columns)).T).float() + bias     # (B, C)
+            if use_s:
+                gen = gen + self.dist_pref(u).float().gather(1, self.dist_pairs(last[:, None], columns[None, :]))
         out = {"gen": gen, "u": u, "mem_poi": mem_poi, "mem_ts": mem_ts, "mem_mask": mem_mask, "att_w": att_w}
         if self.opts["copy"] == "pointer":
             c = torch.einsum("bd,bmd->bm", self.copy_q(u), keys).float() * scale  # (B, M)
             copy_w = c.masked_fill(~mem_mask, neg).softmax(-1)               # (B, M)
-            p_copy = torch.zeros_like(gen).scatter_add_(1, mem_poi, copy_w)  # (B, P)
             gate = torch.sigmoid(self.gate(u).float())                       # (B, 1)
-            out.update(copy_w=copy_w, gate=gate[:, 0], p_copy=p_copy)
+            out.update(copy_w=copy_w, gate=gate[:, 0])
+            if columns is None:
+                out["p_copy"] = torch.zeros_like(gen).scatter_add_(1, mem_poi, copy_w)  # (B, P)
+            else:  # the pointer's mass on each target: the weight of the memory items that are it
+                hit = mem_poi == batch.target_poi[:, None]                   # (B, M)
+                out["p_copy_target"] = (copy_w * hit).sum(1, keepdim=True)   # (B, 1)
         return out
 
     def _mix(self, out: dict[str, Tensor], log_p_gen: Tensor, p_copy: Tensor | None) -> Tensor:
@@ -679,18 +729,26 @@ class STGNN(Recommender):
 
     def loss(self, batch: Batch) -> Tensor:
         y = batch.target_poi                                                  # (B,)
-        sampled = self.num_sampled > 0 and self.training
-        neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None
-        out = self(batch, extra_pois=neg)                                     # neg: (B, K)
-        if sampled:
-            cand = torch.cat([y[:, None], neg], 1)                           # (B, 1+K)
-            logits = out["gen"].gather(1, cand).masked_fill(torch.cat(
-                [torch.zeros_like(y[:, None], dtype=torch.bool), neg == y[:, None]], 1), float("-inf"))
-            log_p_gen = logits.log_softmax(-1)[:, :1]                        # (B, 1)
-        else:
-            log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])     # (B, 1)
+        if self.num_sampled > 0 and self.training:
+            return self._sampled_loss(batch)
+        out = self(batch)
+        log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])         # (B, 1)
         p_copy = out["p_copy"].gather(1, y[:, None]) if "p_copy" in out else None
         return -self._mix(out, log_p_gen, p_copy).mean()
+
+    def _sampled_loss(self, batch: Batch) -> Tensor:
+        """NLL with the generate softmax over each target and ``num_sampled`` uniform negatives
+        shared by the batch (a negative equal to a sample's target is masked for that sample).
+        Only the batch's targets and the negatives are scored (:meth:`forward` ``columns``)."""
+        y = batch.target_poi                                                  # (B,)
+        neg = torch.randint(0, self.num_pois, (self.num_sampled,), device=y.device)  # (K,)
+        columns = torch.unique(torch.cat([y, neg]))                           # (C,) sorted
+        out = self(batch, columns=columns)
+        gen = out["gen"]                                                      # (B, C)
+        pos = gen.gather(1, torch.searchsorted(columns, y)[:, None])          # (B, 1)
+        negs = gen[:, torch.searchsorted(columns, neg)].masked_fill(neg[None, :] == y[:, None], float("-inf"))
+        log_p_gen = torch.cat([pos, negs], 1).log_softmax(-1)[:, :1]          # (B, 1) of a (B, 1+K) softmax
+        return -self._mix(out, log_p_gen, out.get("p_copy_target")).mean()
 
     # ------------------------------------------------------------------ explanations
     @torch.no_grad()

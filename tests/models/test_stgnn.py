@@ -379,3 +379,74 @@ def test_id_dropout_drops_ids_in_training_steps_only(synthetic_split, graph, bat
     assert plain.content_bias is None and "poi_seen" not in plain.state_dict() and "poi_seen" in m.state_dict()
     with pytest.raises(ValueError, match="id_dropout"):
         make(synthetic_split, graph, id_dropout=1.0)
+
+
+# ---------------------------------------------------------------------------- large POI sets
+def _reference_sampled_loss(ref, b, neg):
+    """The sampled-softmax loss from the full (B, P) logits and pointer of ``ref``."""
+    y = b.target_poi
+    out = ref(b)
+    gen = out["gen"]
+    logits = torch.cat([gen.gather(1, y[:, None]), gen[:, neg].masked_fill(neg[None, :] == y[:, None], float("-inf"))], 1)
+    p_copy = out["p_copy"].gather(1, y[:, None])
+    return -ref._mix(out, logits.log_softmax(-1)[:, :1], p_copy).mean()
+
+
+@pytest.mark.parametrize("mode", ["none", "full", "sampled"])
+def test_candidate_loss_equals_the_loss_from_full_logits(synthetic_split, graph, mode):
+    """Training with sampled negatives scores only the step's columns; the loss is the one the
+    full (B, P) logits and pointer give for the same negatives."""
+    kw = dict(graph_layers=2, dropout=0.0, num_sampled=7, graph="none" if mode == "none" else "temporal")
+    ref = make(synthetic_split, graph, sampling="full", **kw).train()
+    m = ref if mode != "sampled" else _copy_weights(ref, make(synthetic_split, graph, sampling="sampled",
+                                                               fanout=[10_000, 10_000], **kw).train())
+    b = SampleLoader(synthetic_split, "train", batch_size=48).make_batch(synthetic_split.samples["train"][:48])
+    torch.manual_seed(3)
+    got = m.loss(b)
+    torch.manual_seed(3)
+    neg = torch.randint(0, synthetic_split.num_pois, (7,))  # the loss's first draw
+    torch.testing.assert_close(got, _reference_sampled_loss(ref, b, neg), atol=1e-5, rtol=1e-5)
+    got.backward()
+    assert m.poi_emb.weight.grad.abs().sum() > 0
+
+
+class _Largest(torch.utils._python_dispatch.TorchDispatchMode):
+    """The largest number of elements of any tensor an operator returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_a_sampled_training_step_costs_the_batch_not_the_pois(synthetic_split):
+    """The same batch over 20,000 and 200,000 POIs: no tensor of a step grows with the POIs."""
+    b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
+    largest = {}
+    for P in (20_000, 200_000):
+        torch.manual_seed(0)
+        m = STGNN(synthetic_split.num_users, P, dim=8, graph="none", num_sampled=64, dist_matrix_max_pois=0).train()
+        g = torch.Generator().manual_seed(0)
+        m.attach_coordinates(40.7 + torch.rand(P, generator=g) / 10, -74.0 + torch.rand(P, generator=g) / 10)
+        with _Largest() as spy:
+            loss = m.loss(b)
+        assert torch.isfinite(loss)
+        largest[P] = spy.largest
+    assert largest[20_000] == largest[200_000] < 20_000
+
+
+def test_num_sampled_auto_switches_above_the_bar():
+    from stgnn.models.stgnn import AUTO_NUM_SAMPLED, AUTO_SAMPLED_POIS
+
+    assert STGNN(5, AUTO_SAMPLED_POIS, dim=4, dist_matrix_max_pois=0).num_sampled == 0
+    assert STGNN(5, AUTO_SAMPLED_POIS + 1, dim=4, dist_matrix_max_pois=0).num_sampled == AUTO_NUM_SAMPLED
+    assert STGNN(5, 30, dim=4, num_sampled=3).num_sampled == 3
+    for bad in (-1, "some", 2.5, True):
+        with pytest.raises(ValueError, match="num_sampled"):
+            STGNN(5, 30, dim=4, num_sampled=bad)
