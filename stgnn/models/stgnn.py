@@ -41,8 +41,10 @@ Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) 
 encoder on neighbourhoods drawn by :class:`~stgnn.graph.sampling.TemporalNeighborSampler`
 (``fanout`` neighbours per relation and hop) around only the nodes a step needs (the batch's
 users, prefix/history/target POIs and sampled negatives; every POI when the softmax is full);
-evaluation encodes all users and POIs in chunks with a fixed sampler seed and caches them until
-the next training step. Above ``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table
+evaluation encodes all users and POIs in chunks and caches them until
+the next training step (with a layer that ``supports_bipartite``, evaluation uses every
+neighbour: :meth:`HeteroGraphEncoder.forward_layerwise`, exact and linear in the edges).
+Above ``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table
 is not built and distances are computed per batch. With a fan-out at least every node's degree
 the sampled model computes exactly what the full-batch one does (tested).
 
@@ -84,6 +86,9 @@ N_DIST_BUCKETS = 16   # log2 of 25 m units: 0 .. ~800 km
 #: ``num_sampled="auto"``: a full softmax up to this many POIs, above it ``AUTO_NUM_SAMPLED``
 #: negatives shared by the batch (the same bar as the ``(P, P)`` distance table's).
 AUTO_SAMPLED_POIS, AUTO_NUM_SAMPLED = 20_000, 2048
+#: Destination nodes per chunk of the layer-wise evaluation encoding: each chunk also projects
+#: every source node once, so chunks are large (memory: a chunk's in-edges, ~1 GB at 10^7 check-ins).
+LAYERWISE_CHUNK = 32_768
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
 
@@ -208,6 +213,42 @@ class HeteroGraphEncoder(nn.Module):
             out = conv(x_dict, edge_index_dict, **{k: {et: v[et] for et in edge_index_dict if et in v}
                                                      for k, v in kw.items()})
             x_dict = {t: norms[t](x + F.dropout(F.relu(out[t]), self.dropout, self.training)) if t in out else x
+                      for t, x in x_dict.items()}
+        return x_dict
+
+    @torch.no_grad()
+    def forward_layerwise(self, x_dict: dict[str, Tensor], graph: HeteroData, chunk: int = 4096
+                          ) -> dict[str, Tensor]:
+        """:meth:`forward` on the whole graph (every neighbour, no sampling), one block at a time
+        with destination nodes in chunks of ``chunk``: exact, ``O(E)`` work per block, memory
+        bounded by a chunk's in-edges (evaluation of graphs too large for one full-batch pass).
+        Needs a layer with ``supports_bipartite`` (a chunk is a bipartite ``(all, chunk)`` step).
+        """
+        kw = self.edge_kwargs(graph)
+        for conv, norms in zip(self.convs, self.norms):
+            out: dict[str, list[Tensor]] = {}
+            for et, c in conv.convs.items():
+                src, _, dst = et
+                ei = graph[et].edge_index
+                n_dst, n_e = x_dict[dst].shape[0], ei.shape[1]
+                order = torch.argsort(ei[1], stable=True)                     # edges grouped by destination
+                ptr = torch.searchsorted(ei[1][order], torch.arange(0, n_dst + chunk, chunk, device=ei.device))
+                extra = {k[:-5]: v[et] for k, v in kw.items() if et in v}
+                # a conv that adds self loops needs the destinations at their own ids (it adds
+                # one per node): it sees every node and the chunk's rows are kept
+                whole = src == dst and getattr(c, "add_self_loops", False)
+                parts = []
+                for i, a in enumerate(range(0, n_dst, chunk)):
+                    e = order[ptr[i]:ptr[i + 1]]                              # in-edges of nodes [a, a + chunk)
+                    ekw = {k: (v[e] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_e else v)
+                           for k, v in extra.items()}
+                    if whole:
+                        parts.append(c(x_dict[src], ei[:, e], **ekw)[a:a + chunk])
+                    else:
+                        ei_c = torch.stack([ei[0, e], ei[1, e] - a])
+                        parts.append(c((x_dict[src], x_dict[dst][a:a + chunk]), ei_c, **ekw))
+                out.setdefault(dst, []).append(torch.cat(parts))               # (N_dst, dim)
+            x_dict = {t: norms[t](x + F.relu(torch.stack(out[t]).sum(0))) if t in out else x
                       for t, x in x_dict.items()}
         return x_dict
 
@@ -547,7 +588,12 @@ class STGNN(Recommender):
             return self._encode_sampled(need)
         if not self.training:
             if self._eval_nodes is None:
-                self._eval_nodes = self._encode_all_sampled()
+                if self.graph_encoder.caps.supports_bipartite:  # exact: every neighbour, chunk by chunk
+                    x = {t: v for t, v in self.node_inputs().items() if t in self.graph_encoder.node_types}
+                    chunk = max(self.sample_chunk, LAYERWISE_CHUNK)
+                    self._eval_nodes = self.graph_encoder.forward_layerwise(x, self.graph, chunk)
+                else:
+                    self._eval_nodes = self._encode_all_sampled()
             return self._eval_nodes
         base = {t: self.node_inputs({t: torch.arange(n, device=self.poi_bias.device)})[t]
                 for t, n in (("user", self.num_users), ("poi", self.num_pois))}

@@ -450,3 +450,17 @@ def test_num_sampled_auto_switches_above_the_bar():
     for bad in (-1, "some", 2.5, True):
         with pytest.raises(ValueError, match="num_sampled"):
             STGNN(5, 30, dim=4, num_sampled=bad)
+
+
+@pytest.mark.parametrize("layer", ["time_attention", "sage", "gatv2", "gat"])
+def test_layerwise_encoding_equals_the_full_graph_forward(synthetic_split, graph, layer):
+    """Evaluation of a sampled model encodes every node on its whole neighbourhood, block by block
+    in destination chunks: the full-batch forward's result, whatever the chunk."""
+    m = make(synthetic_split, graph, layer=layer, graph_layers=2).eval()
+    x = {t: v for t, v in m.node_inputs().items() if t in m.graph_encoder.node_types}
+    with torch.no_grad():
+        want = m.graph_encoder(x, graph)
+        for chunk in (7, 50, 100_000):
+            got = m.graph_encoder.forward_layerwise(x, graph, chunk)
+            for t in ("user", "poi"):
+                torch.testing.assert_close(got[t], want[t], atol=1e-5, rtol=1e-5)
