@@ -130,7 +130,8 @@ def run_recbole(model: str, data: Path, epochs: int, threads: int, venv: Path) -
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(threads)}
     cmd = [str(venv / "bin" / "python"), str(ROOT / "benchmarks" / "peers_recbole.py"), "--model", model,
            "--data", str(data), "--epochs", str(epochs), "--threads", str(threads), "--config", json.dumps(opts)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # in its own folder: RecBole writes log/ and log_tensorboard/ into the working directory
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=PEERS)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode or not lines:
         return {"model": model, "library": "RecBole 1.2.1",
