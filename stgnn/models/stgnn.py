@@ -87,8 +87,8 @@ N_DIST_BUCKETS = 16   # log2 of 25 m units: 0 .. ~800 km
 #: negatives shared by the batch (the same bar as the ``(P, P)`` distance table's).
 AUTO_SAMPLED_POIS, AUTO_NUM_SAMPLED = 20_000, 2048
 #: Destination nodes per chunk of the layer-wise evaluation encoding: each chunk also projects
-#: every source node once, so chunks are large (memory: a chunk's in-edges, ~1 GB at 10^7 check-ins).
-LAYERWISE_CHUNK = 32_768
+#: every source node once, so chunks are not small (memory: a chunk's in-edges, ~0.5 GB at 10^7 check-ins).
+LAYERWISE_CHUNK = 8_192
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
 

@@ -9,6 +9,11 @@ Reproducibility: every random source is seeded from ``cfg.seed``; ``last.pt`` ho
 state (all RNGs, the shuffle generator, optimizer, scheduler, scaler, counters), so a killed run
 resumed with ``resume=True`` ends with exactly the metrics and weights of an uninterrupted run
 on CPU. The scheduler's own options (e.g. cosine ``T_max``) are restored from the checkpoint.
+
+Started by ``torchrun`` (:mod:`stgnn.train.distributed`), the same loop runs DistributedDataParallel:
+each rank trains on its share of every global batch (``cfg.batch_size`` stays the global batch),
+val/test are scored in blocks and gathered, rank 0 alone writes ``last.pt``/``best.pt``/curves, and
+``last.pt`` holds every rank's RNG state. In one process none of this changes anything.
 """
 from __future__ import annotations
 

@@ -60,6 +60,12 @@ def test_single_process_helpers_are_no_ops():
 MODELS = {"stgnn": {"dim": 16, "dropout": 0.0, "graph_layers": 1},
           "sasrec": {"dim": 8, "max_len": 16, "dropout": 0.0},
           "gru4rec": {"dim": 8, "dropout": 0.0}}
+#: the other trainable models: their losses draw random negatives (so no one-process twin), but
+#: DDP must run them and leave every rank the same averaged gradient
+OTHERS = {"mf_bpr": {"dim": 8}, "lstm": {"dim": 8, "cat_dim": 4, "time_dim": 4, "hidden": 8, "use_history": True},
+          "lightgcn": {"dim": 8}, "stan": {"dim": 8, "history": 4, "max_len": 16},
+          "getnext": {"user_dim": 8, "poi_dim": 8, "time_dim": 4, "cat_dim": 4, "gcn_hidden": [8], "attn_dim": 8,
+                      "ffn": 16, "layers": 1, "max_len": 16}}
 GLOBAL_BATCH = 24
 
 
@@ -67,7 +73,7 @@ def _build(name: str, split):
     from stgnn.models.registry import build_model
 
     torch.manual_seed(0)
-    return build_model(name, split, **MODELS[name])
+    return build_model(name, split, **{**MODELS, **OTHERS}[name])
 
 
 def _global_batch(split):
@@ -89,7 +95,7 @@ def _rank_grads(rank: int, world: int, port: int, split_path: str, out: str) -> 
     loader, targets = _global_batch(split)
     mine, per = distributed.shard_train(np.arange(len(targets)), GLOBAL_BATCH)
     grads = {}
-    for name in MODELS:
+    for name in (*MODELS, *OTHERS):
         model = _build(name, split).train()
         ddp = distributed.wrap(model, device)
         assert isinstance(ddp, torch.nn.parallel.DistributedDataParallel)
@@ -121,6 +127,10 @@ def test_ddp_gradient_equals_single_process_gradient(synthetic_split, tmp_path):
         for k, g in want.items():
             torch.testing.assert_close(per_rank[0][name][k], g, atol=1e-6, rtol=1e-5, msg=f"{name}.{k}")
             assert torch.equal(per_rank[0][name][k], per_rank[1][name][k])  # every rank steps alike
+    for name in OTHERS:  # trained through DDP too: one averaged gradient on every rank
+        assert per_rank[0][name] and per_rank[0][name].keys() == per_rank[1][name].keys(), name
+        for k, g in per_rank[0][name].items():
+            assert torch.equal(g, per_rank[1][name][k]), f"{name}.{k}"
 
 
 # ---------------------------------------------------------------------------- torchrun runs
