@@ -124,7 +124,7 @@ def stage_measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, Any
     import stgnn.train.loop as loop
     from stgnn.config import TrainConfig
     from stgnn.data.dataset import prepare
-    from stgnn.models.registry import build_model
+    from stgnn.registry import build_for_split
     from stgnn.train import distributed as dist
     from stgnn.train.seed import seed_everything
 
@@ -152,10 +152,10 @@ def stage_measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, Any
     seed_everything(0, deterministic=False)
     kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     w0, c0 = time.perf_counter(), time.process_time()
-    model = build_model(args.model, bsplit, **kwargs)
+    model = build_for_split(args.model, bsplit, **kwargs)  # inputs (graph, tables) + model
     row["build_s"], row["build_cpu_s"] = round(time.perf_counter() - w0, 2), round(time.process_time() - c0, 2)
     row["model"] = {"name": args.model, "kwargs": kwargs, "params": sum(p.numel() for p in model.parameters())}
-    for k in ("sampler", "num_sampled", "dist_matrix"):  # what STGNN chose for this size
+    for k in ("sampler", "num_sampled", "has_dist_table"):  # what STGNN chose for this size
         if hasattr(model, k):
             row["model"][k] = type(getattr(model, k)).__name__ if k == "sampler" else getattr(model, k)
     cfg = TrainConfig(epochs=1, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, patience=0,

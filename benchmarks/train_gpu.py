@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from stgnn.config import TrainConfig
     from stgnn.data.protocol import ProtocolConfig, make_split
     from stgnn.data.sources.synthetic import generate
-    from stgnn.models.registry import build_model
+    from stgnn.registry import build_for_split
     from stgnn.train.loop import fit
     from stgnn.train.seed import seed_everything
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                   eval_amp=False, device=args.device, patience=0, progress=False,
                                   tensorboard=False, deterministic=False, schedule="none")
                 seed_everything(0, deterministic=False)
-                model = build_model(model_name, split)
+                model = build_for_split(model_name, split)
                 h = fit(model, split, cfg, None)
                 sec = h.seconds_per_epoch
                 row.update(seconds_per_epoch=[round(s, 3) for s in sec],

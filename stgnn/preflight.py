@@ -1,7 +1,7 @@
 """Checks of a run's config before any data work: a mistyped key fails in a second, by name.
 
 :func:`check_experiment` resolves the model and checks ``model_kwargs`` against its constructor
-(and ``from_split``), ``protocol`` against :class:`~stgnn.data.protocol.ProtocolConfig`, the device
+(and ``from_inputs``), ``protocol`` against :class:`~stgnn.data.protocol.ProtocolConfig`, the device
 against the machine and the dataset spec against the known names and files. Used by ``stgnn
 train`` and, through :func:`stgnn.config.apply_overrides` callers, by ``stgnn reproduce``. It sits
 above the models and the data layer (like the recipes), so :mod:`stgnn.config` stays free of both.
@@ -26,15 +26,22 @@ def check_experiment(cfg: ExperimentConfig) -> None:
 
 def check_protocol(protocol: dict[str, Any]) -> None:
     """``protocol.<key>`` must be a :class:`ProtocolConfig` field of the right type and value."""
+    from stgnn.data.information import LEGACY_TARGET_TIME_KEY
     from stgnn.data.protocol import ProtocolConfig
 
+    if LEGACY_TARGET_TIME_KEY in protocol:  # the old name of target_time, read as its alias
+        try:
+            ProtocolConfig.from_dict({k: protocol[k] for k in (LEGACY_TARGET_TIME_KEY, "target_time") if k in protocol})
+        except ValueError as e:
+            raise ConfigError(f"protocol.{LEGACY_TARGET_TIME_KEY}: {e}") from None
+        protocol = {k: v for k, v in protocol.items() if k != LEGACY_TARGET_TIME_KEY}
     from_dict(ProtocolConfig, protocol, prefix="protocol.")
 
 
 def check_model(model: str | type) -> type:
     """The model class of ``model`` (a registered name, a class or ``"pkg.module.Class"``)."""
     from stgnn.models.base import Recommender
-    from stgnn.models.registry import MODELS, resolve_model
+    from stgnn.registry import MODELS, resolve_model
 
     try:
         cls = resolve_model(model)
@@ -49,15 +56,18 @@ def check_model(model: str | type) -> type:
 def model_parameters(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
     """The keyword arguments ``model_kwargs`` may set on ``cls``, and whether any is accepted.
 
-    :func:`stgnn.models.registry.build_model` calls ``cls.from_split(split, **kw)`` when the class
-    has it, else ``cls(num_users, num_pois, **kw)``. A ``from_split`` that forwards ``**kwargs``
-    forwards them to the constructor, so both signatures count.
+    :func:`stgnn.registry.build_model` calls ``cls.from_inputs(inputs, **kw)`` when the class
+    has it, else ``cls(num_users, num_pois, **kw)``. A ``from_inputs`` that forwards ``**kwargs``
+    forwards them to the constructor, so both signatures count; the class's ``input_options``
+    (builder options such as ``text_model``) count too.
     """
     init = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
     params: dict[str, inspect.Parameter] = {}
     open_ended = False
-    if hasattr(cls, "from_split"):
-        fs = list(inspect.signature(cls.from_split).parameters.values())[1:]  # drop split
+    for name in getattr(cls, "input_options", ()):
+        params[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY)
+    if hasattr(cls, "from_inputs"):
+        fs = list(inspect.signature(cls.from_inputs).parameters.values())[1:]  # drop inputs
         params.update({p.name: p for p in fs if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)})
         forwards = any(p.kind == p.VAR_KEYWORD for p in fs)
     else:
@@ -79,7 +89,7 @@ def check_model_kwargs(cls: type, kwargs: dict[str, Any]) -> None:
         raise ConfigError(f"model_kwargs.{unknown[0]}: not an argument of {cls.__module__}.{cls.__qualname__}; "
                           f"valid: {sorted(params)}")
     hints: dict[str, Any] = {}
-    for fn in (cls.__init__, getattr(cls, "from_split", None)):
+    for fn in (cls.__init__, getattr(cls, "from_inputs", None)):
         try:
             hints.update(typing.get_type_hints(fn) if fn is not None else {})
         except Exception:  # noqa: BLE001 - annotations that do not resolve are simply not checked

@@ -15,8 +15,10 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     recipes._SPLITS.clear()
+    recipes._INPUTS.clear()
     yield tmp_path
     recipes._SPLITS.clear()
+    recipes._INPUTS.clear()
 
 
 def _table(folder):
@@ -30,7 +32,7 @@ def _table(folder):
         "reference": "UserHistory",
     }))
     (folder / "published.yaml").write_text(yaml.safe_dump({
-        "protocol": "test protocol",
+        "protocol": "test protocol", "dataset": "synthetic",
         "rows": [{"model": "Paper", "venue": "X'24", "acc1": 0.5, "acc5": None, "acc10": None, "mrr": 0.6,
                   "source": "a citation"}]}))
     return folder
@@ -162,3 +164,74 @@ def test_a_failing_parallel_run_is_named(isolated):
         recipes.reproduce(str(table), preset="tiny", models=["Pop", "Broken"], out=isolated / "out", jobs=2)
     with pytest.raises(ValueError, match="jobs"):
         recipes.reproduce(str(table), preset="tiny", jobs=0)
+
+
+def test_graph_snapshots_and_text_are_built_once_per_run(isolated, monkeypatch):
+    """Two seeds of a graph + snapshots + text STGNN: each input is built once, fit builds nothing,
+    and re-evaluating the run rebuilds nothing (it reads the run's inputs.pt)."""
+    import stgnn.inputs.build as build
+    from fakes import FakeText
+
+    calls = {"graph": 0, "snapshots": 0, "text": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(build, "build_hetero_graph", counted("graph", build.build_hetero_graph))
+    monkeypatch.setattr(build, "transition_snapshots", counted("snapshots", build.transition_snapshots))
+    monkeypatch.setattr(build, "make_text_encoder", counted("text", lambda spec: FakeText()))
+    over = ["dataset=synthetic", "model=stgnn", "name=st", "train.epochs=1", "train.progress=false",
+            "train.tensorboard=false", "seeds=[0,1]", "model_kwargs={dim: 8, graph_layers: 1, snapshots: 2, "
+            "text_model: fake}"]
+    recipes.train_from_config(None, over)
+    assert calls == {"graph": 1, "snapshots": 1, "text": 1}
+    run = isolated / "results" / "st" / "seed_1"
+    assert (run / "inputs.pt").is_file()
+    saved = json.loads((run / "metrics.json").read_text())
+    again = recipes.evaluate_run(run, part="test")
+    assert calls == {"graph": 1, "snapshots": 1, "text": 1}
+    assert again["MRR"] == pytest.approx(saved["test"]["MRR"], abs=1e-6)
+
+
+def test_table_names_its_dataset_and_information_and_shows_only_its_published_rows(isolated):
+    table = _table(isolated / "reproduce_toy")
+    md = recipes.reproduce(str(table), preset="tiny", models=["Pop", "UserHistory"], seeds=[0], out=isolated / "a")
+    assert md.startswith("# TOY table on synthetic: next-POI results (tiny preset, seeds [0])")
+    assert ("Information setting: history=train_only, target_time=known; no row reads the target time." in md)
+    assert "| Paper (X'24) |" in md                      # published on the dataset this table ran on
+    data = json.loads((isolated / "a" / "table.json").read_text())
+    assert data["meta"]["datasets"] == ["synthetic"]
+    assert data["results"][0]["information"] == {"history": "train_only", "target_time": "known",
+                                                 "target_time_read": False}
+    # the same table on another dataset (the synthetic check-ins as a TSMC2014 file), target time hidden
+    import datetime as dt
+
+    from stgnn.data.sources.synthetic import generate
+
+    path = isolated / "checkins.txt"
+    cat_id: dict[str, str] = {}
+    with open(path, "w") as f:
+        for r in generate(num_users=40, num_pois=120, days=56, seed=0).df.itertuples():
+            when = dt.datetime.fromtimestamp(r.ts, dt.timezone.utc).strftime("%a %b %d %H:%M:%S +0000 %Y")
+            cid = cat_id.setdefault(r.category, f"{len(cat_id):024x}")
+            f.write(f"{r.user}\t{r.poi}\t{cid}\t{r.category}\t{r.lat}\t{r.lon}\t{r.tz_offset_min}\t{when}\n")
+    md = recipes.reproduce(str(table), preset="tiny", models=["Pop"], seeds=[0], out=isolated / "b",
+                           overrides=[f"dataset={path}", "protocol.target_time=hidden"])
+    assert md.startswith("# TOY table on checkins: next-POI results")
+    assert "| Paper (X'24) |" not in md and "Published rows of synthetic not shown: this table ran on checkins." in md
+    assert "target_time=hidden" in md
+    assert (isolated / "b" / "table.csv").read_text().count("published") == 0
+    metrics = json.loads((isolated / "b" / "runs" / "Pop" / "seed_0" / "metrics.json").read_text())
+    assert metrics["dataset"] == "checkins" and metrics["information"]["target_time"] == "hidden"
+
+
+def test_published_rows_must_name_their_dataset(isolated):
+    table = _table(isolated / "reproduce_toy")
+    pub = yaml.safe_load((table / "published.yaml").read_text())
+    del pub["dataset"]
+    (table / "published.yaml").write_text(yaml.safe_dump(pub))
+    with pytest.raises(ValueError, match=r"row 0 \('Paper'\) names no dataset"):
+        recipes.reproduce(str(table), preset="tiny")

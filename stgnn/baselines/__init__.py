@@ -1,8 +1,7 @@
 """Baseline recommenders, one file each, all behind :class:`stgnn.models.base.Recommender`.
 
-``resolve`` (= :func:`stgnn.models.registry.resolve_model`) turns a config value into a model
-class: a short name (``"pop"``), a class (passed through untouched) or a dotted import path
-(``"mypkg.models.MyRec"``), so an outside model needs no registration.
+Config names resolve through the one registry, :mod:`stgnn.registry` (``"pop"``,
+``"user_history"``...); this package only holds the classes.
 """
 from __future__ import annotations
 
@@ -15,25 +14,5 @@ from stgnn.baselines.pop import Pop
 from stgnn.baselines.sasrec import SASRec
 from stgnn.baselines.stan import STAN
 from stgnn.baselines.user_history import UserHistory
-from stgnn.models.base import Recommender
-from stgnn.models.registry import resolve_model
 
-BASELINES: dict[str, type[Recommender]] = {
-    "pop": Pop,
-    "user_history": UserHistory,
-    "mf_bpr": MFBPR,
-    "lstm": LSTM,
-    "gru4rec": GRU4Rec,
-    "sasrec": SASRec,
-    "stan": STAN,
-    "getnext": GETNext,
-    "lightgcn": LightGCN,
-}
-
-
-# one resolver for every model name (baselines and the project's own), see stgnn/models/registry.py
-resolve = resolve_model
-
-
-__all__ = ["BASELINES", "GETNext", "GRU4Rec", "LSTM", "LightGCN", "MFBPR", "Pop", "SASRec", "STAN", "UserHistory",
-           "resolve"]
+__all__ = ["GETNext", "GRU4Rec", "LSTM", "LightGCN", "MFBPR", "Pop", "SASRec", "STAN", "UserHistory"]

@@ -4,7 +4,7 @@ Yang, Liu & Zhao, "GETNext: Trajectory Flow Map Enhanced Transformer for Next PO
 Recommendation", SIGIR 2022 (https://arxiv.org/abs/2303.04741); reference code:
 songyangco/GETNext.
 
-* **Trajectory flow map** (built in :meth:`GETNext.fit_data` from training check-ins only):
+* **Trajectory flow map** (built in :meth:`GETNext.prepare` from training check-ins only):
   nodes = POIs, ``A[i, j]`` = number of training transitions ``i -> j`` between consecutive
   check-ins of one trajectory; node features ``X = [log1p(checkins) | category one-hot | lat,
   lon]``; ``Â = D̃^-1 (A + I)`` (the original's "hat random-walk normalised" matrix).
@@ -54,32 +54,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import PARTS, Split
-from stgnn.features.time import Time2Vec
+from stgnn.features.time import Time2Vec, day_fraction
+from stgnn.inputs import ModelInputs, TrainStats
 from stgnn.models.base import Recommender
 
 
-def day_fraction(ts: torch.Tensor, tz_min: torch.Tensor) -> torch.Tensor:
-    """Local time of day in ``[0, 1)`` (midnight = 0)."""
-    return ((ts + tz_min * 60) % 86400).float() / 86400.0
-
-
-def flow_graph(split: Split) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
-    """The trajectory flow map of ``split``'s training period.
-
-    Returns ``checkins (P,)`` training check-ins per POI, ``edges (2, E)`` the directed POI
-    transitions that occur and ``A (P, P)`` their counts (CSR, float64). Only consecutive
-    check-ins of the same trajectory that are *both* in the training period count.
-    """
-    P = split.num_pois
-    train = split.part == PARTS["train"]
-    counts = np.bincount(split.poi[train], minlength=P)
-    same = (split.traj[1:] == split.traj[:-1]) & train[1:] & train[:-1]
-    src, dst = split.poi[:-1][same], split.poi[1:][same]
-    A = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(P, P))  # duplicates are summed
+def flow_graph(stats: TrainStats, num_pois: int) -> sp.csr_matrix:
+    """The trajectory flow map ``A (P, P)`` (CSR, float64): counts of training transitions
+    ``i -> j`` between consecutive check-ins of one trajectory, both in the training period."""
+    P = num_pois
+    A = sp.csr_matrix((stats.trans_count.numpy().astype(np.float64),
+                       (stats.trans_src.numpy(), stats.trans_dst.numpy())), shape=(P, P))
     A.sum_duplicates()
-    coo = A.tocoo()
-    return counts, np.stack((coo.row, coo.col)), A
+    return A
 
 
 class _GCN(nn.Module):
@@ -106,7 +93,7 @@ class GETNext(Recommender):
 
     Args:
         num_users, num_pois: id-space sizes of the split.
-        num_categories: number of POI categories (``split.num_categories``).
+        num_categories: number of POI categories (``inputs.num_categories``).
         user_dim, poi_dim, time_dim, cat_dim: embedding sizes (paper: 128, 128, 32, 32).
         gcn_hidden: GCN hidden channels (paper: ``(32, 64)``).
         attn_dim: hidden size of the transition attention map (paper: 128).
@@ -116,7 +103,7 @@ class GETNext(Recommender):
         time_weight: weight of the time-of-day MSE loss (paper: 10).
 
     Shapes:
-        ``score(batch)``: ``(B, P)``. Call :meth:`fit_data` (builds the graph) first.
+        ``score(batch)``: ``(B, P)``. Build with :meth:`from_inputs` (its :meth:`prepare` builds the graph).
     """
 
     def __init__(self, num_users: int, num_pois: int, *, num_categories: int = 0, user_dim: int = 128,
@@ -144,16 +131,16 @@ class GETNext(Recommender):
         self.head_poi = nn.Linear(D, num_pois)
         self.head_time = nn.Linear(D, 1)
         self.head_cat = nn.Linear(D, C)
-        # Training-period graph, rebuilt by fit_data (not saved: it is a function of the split).
+        # Training-period graph, rebuilt by prepare (not saved: it is a function of the inputs).
         self.register_buffer("poi_category", torch.zeros(num_pois, dtype=torch.long))
         self.register_buffer("x", torch.zeros(0), persistent=False)               # (P, F)
         self.register_buffer("adj", torch.zeros(0), persistent=False)             # sparse (P, P)
         self.reset_parameters()
 
     @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "GETNext":
-        model = cls(split.num_users, split.num_pois, num_categories=split.num_categories, **kwargs)
-        model.fit_data(split)
+    def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "GETNext":
+        model = cls(inputs.num_users, inputs.num_pois, num_categories=inputs.num_categories, **kwargs)
+        model.prepare(inputs)
         return model
 
     def reset_parameters(self) -> None:
@@ -162,21 +149,21 @@ class GETNext(Recommender):
         nn.init.uniform_(self.head_poi.weight, -0.1, 0.1)
         nn.init.zeros_(self.head_poi.bias)
 
-    def fit_data(self, split: Split) -> None:
-        """Build the flow map, node features and ``Â`` from training check-ins (``part == 0``)."""
-        if split.num_pois != self.num_pois:
-            raise ValueError(f"GETNext built for {self.num_pois} POIs, split has {split.num_pois}")
-        counts, _, A = flow_graph(split)
-        cat = np.asarray(split.poi_category, dtype=np.int64)
+    def prepare(self, inputs: ModelInputs) -> None:
+        """Build the flow map, node features and ``Â`` from the training period (``part == 0``)."""
+        if inputs.num_pois != self.num_pois:
+            raise ValueError(f"GETNext built for {self.num_pois} POIs, inputs have {inputs.num_pois}")
+        counts, A = inputs.stats.poi_count.numpy(), flow_graph(inputs.stats, self.num_pois)
+        cat = inputs.poi_category.numpy()
         if cat.size and cat.max() >= self.num_categories:
             raise ValueError(f"GETNext: poi_category holds {cat.max()} >= num_categories="
-                             f"{self.num_categories}; build with num_categories=split.num_categories")
+                             f"{self.num_categories}; build with num_categories=inputs.num_categories")
         P, C = self.num_pois, self.num_categories
         x = np.zeros((P, 1 + C + 2), dtype=np.float64)
         x[:, 0] = np.log1p(counts)
         x[np.arange(P), 1 + cat] = 1.0
-        x[:, -2] = np.nan_to_num(split.poi_lat)
-        x[:, -1] = np.nan_to_num(split.poi_lon)
+        x[:, -2] = np.nan_to_num(inputs.poi_lat.numpy())
+        x[:, -1] = np.nan_to_num(inputs.poi_lon.numpy())
         seen = counts > 0
         ref = x[seen] if seen.any() else x
         mu, sd = ref.mean(0), ref.std(0)
@@ -195,7 +182,8 @@ class GETNext(Recommender):
     # ------------------------------------------------------------------ forward pieces
     def _check_fitted(self) -> None:
         if self.x.numel() == 0:
-            raise RuntimeError("GETNext: call fit_data(split) before score()/loss() (builds the flow map)")
+            raise RuntimeError("GETNext: build it with GETNext.from_inputs(inputs) (or call prepare(inputs)) "
+                               "before score()/loss(): that builds the flow map")
 
     def forward_heads(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns POI logits of the last position ``(B, P)`` (graph-adjusted), time of day

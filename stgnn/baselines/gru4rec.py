@@ -25,13 +25,10 @@ What differs from the original, and why:
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
 from stgnn.models.base import Recommender
 
 
@@ -59,10 +56,6 @@ class GRU4Rec(Recommender):
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(self.hidden, num_pois)
         self.reset_parameters()
-
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "GRU4Rec":
-        return cls(split.num_users, split.num_pois, **kwargs)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embed.weight, std=0.05)

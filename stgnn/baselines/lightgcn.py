@@ -26,20 +26,17 @@ What differs from the original, and why:
 
 Propagation runs on every training batch (the embeddings change each step); in eval mode
 the propagated embeddings are computed once and cached until the model is trained again or
-:meth:`fit_data` is called.
+:meth:`prepare` is called.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN as PygLightGCN
 from torch_sparse import SparseTensor
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import PARTS, Split
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
 
 
@@ -57,13 +54,13 @@ class LightGCN(Recommender):
         ``score(batch)``: ``(B, P)``; the graph ``edge_index``: ``(2, 2E)`` (both directions).
     """
 
-    needs_graph = False  # it builds its own bipartite graph from the split in fit_data
+    needs_graph = False  # it builds its own bipartite graph from the training (user, POI) pairs in prepare
 
     def __init__(self, num_users: int, num_pois: int, *, dim: int = 64, num_layers: int = 3,
                  reg: float = 1e-4, num_negatives: int = 1) -> None:
         super().__init__(num_users, num_pois)
         self.reg, self.num_negatives = reg, num_negatives
-        # normalize=False: Â's weights are computed once in fit_data, not on every propagation
+        # normalize=False: Â's weights are computed once in prepare, not on every propagation
         self.gcn = PygLightGCN(num_users + num_pois, dim, num_layers, normalize=False)
         self.register_buffer("edge_index", torch.zeros(2, 0, dtype=torch.long), persistent=False)
         self.register_buffer("edge_weight", torch.zeros(0), persistent=False)
@@ -72,22 +69,14 @@ class LightGCN(Recommender):
         # loaded weights make the cache stale too
         self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_cache", None))
 
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "LightGCN":
-        model = cls(split.num_users, split.num_pois, **kwargs)
-        model.fit_data(split)
-        return model
-
     def reset_parameters(self) -> None:
         self.gcn.reset_parameters()
         self._cache = None
 
-    def fit_data(self, split: Split) -> None:
-        """Build the bipartite graph of training check-ins (``part == 0``)."""
-        train = split.part == PARTS["train"]
-        pairs = np.unique(np.stack((split.user[train], split.poi[train]), 1), axis=0)  # (E, 2)
-        u = torch.from_numpy(pairs[:, 0].astype(np.int64))
-        p = torch.from_numpy(pairs[:, 1].astype(np.int64)) + self.num_users
+    def prepare(self, inputs: ModelInputs) -> None:
+        """Build the bipartite graph of the training period's distinct (user, POI) pairs."""
+        u = inputs.stats.visit_user.clone()                                      # (E,)
+        p = inputs.stats.visit_poi + self.num_users                              # (E,)
         ei = torch.stack((torch.cat((u, p)), torch.cat((p, u))))                 # (2, 2E)
         # Â = D^-1/2 A D^-1/2 without self loops, LightGCN's propagation matrix
         _, w = gcn_norm(ei, None, self.num_users + self.num_pois, add_self_loops=False)
@@ -98,7 +87,8 @@ class LightGCN(Recommender):
     def adj_t(self) -> SparseTensor:
         """Â as a (transposed) ``SparseTensor`` on the model's device, for fast ``spmm``."""
         if self.edge_index.numel() == 0 and self.num_users + self.num_pois > 0:
-            raise RuntimeError("LightGCN: call fit_data(split) first (it builds the user-POI graph)")
+            raise RuntimeError("LightGCN: build it with LightGCN.from_inputs(inputs) (or call prepare(inputs)) "
+                               "first: that builds the user-POI graph")
         if self._adj_t is None or self._adj_t.device() != self.edge_index.device:
             n = self.num_users + self.num_pois
             self._adj_t = SparseTensor(row=self.edge_index[1], col=self.edge_index[0],

@@ -24,20 +24,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
+from stgnn.features.time import HOURS_PER_WEEK, hour_of_week
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
-
-HOURS_PER_WEEK = 168
-
-
-def hour_of_week(ts: torch.Tensor, tz_offset_min: torch.Tensor) -> torch.Tensor:
-    """Local hour of the week, Monday 00:00-00:59 = 0 ... Sunday 23:00-23:59 = 167.
-
-    Local time is ``ts + 60 * tz_offset_min``; 1970-01-01 (epoch day 0) was a Thursday, i.e.
-    hour 72 of its week, hence the ``+ 72``. Floor division keeps pre-1970 times correct.
-    """
-    local = ts + 60 * tz_offset_min
-    return (torch.div(local, 3600, rounding_mode="floor") + 72) % HOURS_PER_WEEK
 
 
 def _left_compact(mask: torch.Tensor, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -83,8 +72,8 @@ class LSTM(Recommender):
         self.out = nn.Linear(2 * hidden, num_pois)
 
     @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "LSTM":
-        return cls(split.num_users, split.num_pois, num_categories=split.num_categories, **kwargs)
+    def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "LSTM":
+        return cls(inputs.num_users, inputs.num_pois, num_categories=inputs.num_categories, **kwargs)
 
     def reset_parameters(self) -> None:
         for m in (self.poi_emb, self.cat_emb, self.time_emb, self.rnn, self.query, self.out):

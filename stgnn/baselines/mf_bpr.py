@@ -15,14 +15,11 @@ The model ignores the sequence: it is the non-sequential personalised baseline.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
 from stgnn.models.base import Recommender
 
 
@@ -48,10 +45,6 @@ class MFBPR(Recommender):
         self.poi_emb = nn.Embedding(num_pois, dim)
         self.poi_bias = nn.Embedding(num_pois, 1)
         self.reset_parameters()
-
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "MFBPR":
-        return cls(split.num_users, split.num_pois, **kwargs)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.user_emb.weight, std=self.init_std)

@@ -8,13 +8,10 @@ would add an arbitrary, id-dependent signal to a baseline meant to be the plain 
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import PARTS, Split
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
 
 
@@ -34,18 +31,12 @@ class Pop(Recommender):
         super().__init__(num_users, num_pois)
         self.register_buffer("counts", torch.zeros(num_pois, dtype=torch.float32))  # (P,)
 
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "Pop":
-        """Build for ``split``'s id spaces (call :meth:`fit_data` next)."""
-        return cls(split.num_users, split.num_pois, **kwargs)
-
-    def fit_data(self, split: Split) -> None:
-        """Count check-ins per POI over the training period (``part == 0``)."""
-        counts = np.bincount(split.poi[split.part == PARTS["train"]], minlength=self.num_pois)  # (P,)
-        self.counts.copy_(torch.from_numpy(counts.astype(np.float32)))
+    def prepare(self, inputs: ModelInputs) -> None:
+        """Check-ins per POI over the training period (``part == 0``)."""
+        self.counts.copy_(inputs.stats.poi_count.float())                   # (P,)
 
     def score(self, batch: Batch) -> torch.Tensor:
         return self.counts.unsqueeze(0).expand(len(batch), -1).clone()  # (B, P)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        raise TypeError("Pop is not trainable (trainable=False): call fit_data(split), not loss()")
+        raise TypeError("Pop is not trainable (trainable=False): build it from its inputs, never call loss()")

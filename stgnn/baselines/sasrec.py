@@ -23,13 +23,11 @@ What differs from the original, and why:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import Split
 from stgnn.models.base import Recommender
 
 
@@ -77,10 +75,6 @@ class SASRec(Recommender):
         self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(num_blocks))
         self.ln = nn.LayerNorm(dim)
         self.reset_parameters()
-
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "SASRec":
-        return cls(split.num_users, split.num_pois, **kwargs)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embed.weight, std=0.05)

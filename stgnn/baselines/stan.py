@@ -27,9 +27,9 @@ What differs from the original, and why:
   from ``batch.hist_*`` (train-period only under the default protocol), truncated to
   ``max_len`` positions. ``history=0`` gives the trajectory-only variant.
 * **Target time.** The original's candidate time interval is from each check-in to the time
-  of the target (``uses_target_time = True``). When the protocol forbids reading it
-  (``batch.target_ts`` zero-filled), we measure it to the last prefix check-in instead, i.e.
-  assume the next visit follows immediately: no information about the target leaks in.
+  of the target (``uses_target_time = True``). Under ``target_time: hidden`` the batch carries
+  no target time, and we measure it to the last prefix check-in instead, i.e. assume the next
+  visit follows immediately: no information about the target leaks in.
 * **Loss.** The original uses cross-entropy over the target and 10 sampled negatives
   ("balanced sampler"); we use full softmax cross-entropy over all POIs (exact at ~5k POIs,
   the same loss as every other model here).
@@ -37,7 +37,7 @@ What differs from the original, and why:
   kept, but indexed from the *most recent* position backwards so that right padding does not
   change which weight a check-in gets. The self-attention softmax is masked properly (the
   original applies the mask after the softmax, so padded keys still take probability mass).
-* **Interval bounds.** ``lo = 0`` and ``hi`` from the training period (:meth:`STAN.fit_data`):
+* **Interval bounds.** ``lo = 0`` and ``hi`` from the training period (:meth:`STAN.prepare`):
   ``hi_s`` = twice the largest distance of a training POI from their centroid (an upper
   bound of every pairwise distance), ``hi_t`` = the longest training trajectory span plus one
   day. Intervals are clamped to ``[lo, hi]``, which the original never needed because its
@@ -47,17 +47,15 @@ What differs from the original, and why:
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import PARTS, Split
 from stgnn.features.space import EARTH_RADIUS_KM, unit_vectors
-from stgnn.features.time import HOURS_PER_WEEK, hour_of_week
+from stgnn.features.time import HOURS_PER_WEEK, SECONDS_PER_HOUR, hour_of_week
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
 
 
@@ -146,7 +144,7 @@ class STAN(Recommender):
     Shapes:
         ``score(batch)``: ``(B, P)``; peak extra memory ``O(B * max_len * chunk)``.
 
-    Call :meth:`fit_data` (POI coordinates and interval bounds) before scoring.
+    Build with :meth:`from_inputs` (:meth:`prepare` sets the POI coordinates and interval bounds).
     """
 
     uses_target_time = True
@@ -165,15 +163,9 @@ class STAN(Recommender):
         self.value = nn.Linear(dim, dim, bias=False)
         self.pos_weight = nn.Parameter(torch.empty(max_len))
         self.drop = nn.Dropout(dropout)
-        # POI unit vectors (P, 3) float64: fixed metadata, set by fit_data
+        # POI unit vectors (P, 3) float64: fixed metadata, set by prepare
         self.register_buffer("poi_xyz", torch.zeros(num_pois, 3, dtype=torch.float64))
         self.reset_parameters()
-
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "STAN":
-        model = cls(split.num_users, split.num_pois, **kwargs)
-        model.fit_data(split)
-        return model
 
     def reset_parameters(self) -> None:
         for emb in (self.emb_user, self.emb_poi, self.emb_hour):
@@ -184,18 +176,18 @@ class STAN(Recommender):
             lin.reset_parameters()
         nn.init.constant_(self.pos_weight, 1.0 / self.max_len)
 
-    def fit_data(self, split: Split) -> None:
+    def prepare(self, inputs: ModelInputs) -> None:
         """POI coordinates, and interval bounds from the training period (``part == 0``)."""
-        xyz = torch.from_numpy(unit_vectors(np.nan_to_num(split.poi_lat), np.nan_to_num(split.poi_lon)))  # (P, 3)
+        lat, lon = inputs.poi_lat.numpy(), inputs.poi_lon.numpy()
+        xyz = torch.from_numpy(unit_vectors(np.nan_to_num(lat), np.nan_to_num(lon)))  # (P, 3)
         self.poi_xyz.copy_(xyz)
-        train = split.part == PARTS["train"]
-        pois = np.unique(split.poi[train])
+        pois = np.flatnonzero(inputs.stats.poi_count.numpy() > 0)               # training POIs, sorted
         if len(pois) == 0:
-            raise ValueError(f"STAN.fit_data: split {split.name!r} has no training check-ins")
+            raise ValueError(f"STAN: the inputs ({inputs.source.get('split', '?')}) hold no training check-ins")
         centre = xyz[torch.from_numpy(pois)].mean(0, keepdim=True)
         centre = centre / centre.norm()
         radius = float(great_circle_km(xyz[torch.from_numpy(pois)], centre).max())
-        span_h = _longest_span_hours(split, train)
+        span_h = float(inputs.stats.longest_trajectory_s) / SECONDS_PER_HOUR
         self.space.bounds.copy_(torch.tensor([0.0, max(2.0 * radius, 1e-3)]))
         self.time.bounds.copy_(torch.tensor([0.0, span_h + 24.0]))
 
@@ -214,7 +206,7 @@ class STAN(Recommender):
         joint = self.drop(joint)                                                  # (B, M, d)
         xyz = self.poi_xyz[poi]                                                   # (B, M, 3)
         ds = great_circle_km(xyz, xyz)                                            # (B, M, M)
-        dt = (ts[:, :, None] - ts[:, None, :]).abs().float() / 3600.0             # (B, M, M)
+        dt = (ts[:, :, None] - ts[:, None, :]).abs().float() / SECONDS_PER_HOUR    # (B, M, M)
         bias = self.space(ds) + self.time(dt)                                     # (B, M, M)
         logits = self.query(joint) @ self.key(joint).transpose(1, 2) + bias       # (B, M, M)
         logits = logits.masked_fill(~mask[:, None, :], float("-inf"))
@@ -223,9 +215,9 @@ class STAN(Recommender):
         back = (length[:, None] - 1 - torch.arange(M, device=poi.device)).clamp(min=0)  # (B, M)
         w = self.pos_weight[back] * mask                                          # (B, M)
         last_ts = ts.gather(1, (length - 1)[:, None]).squeeze(1)                  # (B,)
-        # zero-filled target time = the protocol forbids it: measure to the last check-in
-        ref_ts = torch.where(batch.target_ts != 0, batch.target_ts, last_ts)
-        dt_ref = (ref_ts[:, None] - ts).float().clamp(min=0) / 3600.0             # (B, M)
+        # no target time in the batch (target_time: hidden): measure to the last check-in
+        ref_ts = batch.target_ts if batch.target_time_known else last_ts
+        dt_ref = (ref_ts[:, None] - ts).float().clamp(min=0) / SECONDS_PER_HOUR    # (B, M)
         t_bias = self.time(dt_ref) * mask                                         # (B, M)
         return h, poi, mask, w, t_bias
 
@@ -259,16 +251,3 @@ class STAN(Recommender):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, dim={self.dim}, history={self.history}, "
                 f"max_len={self.max_len}, chunk={self.chunk}")
-
-
-def _longest_span_hours(split: Split, train: np.ndarray) -> float:
-    """Longest first-to-last time span (h) of a trajectory, over training check-ins only."""
-    traj, ts = split.traj[train], split.ts[train]
-    if len(traj) == 0:
-        return 0.0
-    first = np.full(split.num_trajectories, np.iinfo(np.int64).max)
-    last = np.full(split.num_trajectories, np.iinfo(np.int64).min)
-    np.minimum.at(first, traj, ts)
-    np.maximum.at(last, traj, ts)
-    ok = last >= first
-    return float((last[ok] - first[ok]).max()) / 3600.0

@@ -17,21 +17,19 @@ frequency is a strong bar (close to GETNext's Acc@1) that every learned model mu
 
 Leakage: the personal term is computed from the batch alone, i.e. from exactly what the loader
 lets the sample see; the popularity and transition statistics come from ``part == 0``
-check-ins only (:meth:`UserHistory.fit_data`), all before any val/test target. The target time
+check-ins only (:attr:`ModelInputs.stats <stgnn.inputs.ModelInputs>`, taken in
+:meth:`UserHistory.prepare`), all before any val/test target. The target time
 is never read (``uses_target_time = False``).
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
 
 from stgnn.data.batch import Batch
-from stgnn.data.split import PARTS, Split
+from stgnn.features.time import SECONDS_PER_DAY
+from stgnn.inputs import ModelInputs
 from stgnn.models.base import Recommender
-
-DAY_S = 86400.0
 
 
 class UserHistory(Recommender):
@@ -70,28 +68,20 @@ class UserHistory(Recommender):
         self.register_buffer("trans_col", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("trans_val", torch.zeros(0, dtype=torch.float64))
 
-    @classmethod
-    def from_split(cls, split: Split, **kwargs: Any) -> "UserHistory":
-        """Build for ``split``'s id spaces (call :meth:`fit_data` next)."""
-        return cls(split.num_users, split.num_pois, **kwargs)
-
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, half_life={self.half_life}, eps={self.eps}, "
                 f"transition_weight={self.transition_weight}")
 
-    def fit_data(self, split: Split) -> None:
-        """Popularity and last→next transition distributions from ``part == 0`` check-ins."""
-        train = split.part == PARTS["train"]
-        counts = np.bincount(split.poi[train], minlength=self.num_pois).astype(np.float64)  # (P,)
+    def prepare(self, inputs: ModelInputs) -> None:
+        """Popularity and last→next transition distributions of the training period."""
+        st = inputs.stats
+        counts = st.poi_count.numpy().astype(np.float64)                       # (P,)
         pop = counts / counts.sum() if counts.sum() > 0 else np.full(self.num_pois, 1.0 / self.num_pois)
         self.pop = torch.from_numpy(pop)
-        # consecutive check-ins of one trajectory, both in the training period
-        same = (split.traj[1:] == split.traj[:-1]) & train[1:] & train[:-1]  # (N-1,)
-        src, dst = split.poi[:-1][same], split.poi[1:][same]
-        pairs, n = np.unique(src * self.num_pois + dst, return_counts=True)  # sorted by (src, dst)
-        src, col = pairs // self.num_pois, pairs % self.num_pois
+        # transitions as CSR rows (trans_src is sorted), row-normalised
+        src, col, n = st.trans_src.numpy(), st.trans_dst.numpy(), st.trans_count.numpy()
         ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=self.num_pois))])  # (P+1,)
-        val = n / np.bincount(src, weights=n, minlength=self.num_pois)[src]  # row-normalised
+        val = n / np.bincount(src, weights=n, minlength=self.num_pois)[src]
         self.trans_ptr = torch.from_numpy(ptr.astype(np.int64))
         self.trans_col = torch.from_numpy(col.astype(np.int64))
         self.trans_val = torch.from_numpy(val.astype(np.float64))
@@ -104,7 +94,7 @@ class UserHistory(Recommender):
         t_ref = batch.ts.gather(1, (batch.length - 1)[:, None])          # (B, 1) latest visible time
         w = mask.to(torch.float64)                                       # (B, H+L)
         if self.half_life is not None:
-            age = (t_ref - ts).clamp(min=0).to(torch.float64) / DAY_S     # (B, H+L) days
+            age = (t_ref - ts).clamp(min=0).to(torch.float64) / SECONDS_PER_DAY     # (B, H+L) days
             w = w * torch.exp2(-age / self.half_life)
         pers = torch.zeros(len(batch), self.num_pois, dtype=torch.float64, device=poi.device)
         pers.scatter_add_(1, poi, w)                                     # (B, P)
@@ -130,4 +120,4 @@ class UserHistory(Recommender):
         return s.float()
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        raise TypeError("UserHistory is not trainable (trainable=False): call fit_data(split), not loss()")
+        raise TypeError("UserHistory is not trainable (trainable=False): build it from its inputs, never call loss()")

@@ -6,19 +6,26 @@ A sample is the index ``j`` of its target check-in in a :class:`~stgnn.data.spli
 Padding convention: sequences are **right-padded**; padded positions hold index 0 and are
 ``False`` in the mask. Models must use the mask (never rely on a pad index).
 
-History scope (``history`` argument): the user's check-ins strictly before the current
-trajectory that the protocol lets a sample see. ``"train_only"`` (default, the leakage rule of
-DESIGN.md): training-period check-ins only, also for val/test samples. ``"all_past"``: every
-earlier check-in of the user, whatever its period.
+The loader enforces the information setting (:mod:`stgnn.data.information`):
+
+* ``history``: the user's check-ins strictly before the current trajectory that a sample may
+  see. ``"train_only"`` (default, the leakage rule of DESIGN.md): training-period check-ins
+  only, also for val/test samples. ``"all_past"``: every earlier check-in of the user, whatever
+  its period.
+* ``target_time``: ``"known"`` fills ``target_ts``/``target_tz``; ``"hidden"`` leaves them
+  ``None``, so no model can read them. ``batch.target_time_known`` says which; a model never
+  infers it from the values. Give a model ``InformationSetting.for_model(uses_target_time)``:
+  a model that does not declare it reads the target time gets ``"hidden"``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from stgnn.data.information import HISTORY, TARGET_TIME
 from stgnn.data.split import PARTS, Split
 
 
@@ -36,9 +43,10 @@ class Batch:
         length: ``(B,)`` number of real prefix positions.
         hist_poi, hist_category, hist_ts, hist_tz, hist_mask: ``(B, H)`` the user's earlier
             check-ins (most recent ``H``), oldest first, right-padded.
-        target_poi: ``(B,)``; target_ts, target_tz: ``(B,)`` the target's time. Only models
-            with ``uses_target_time`` may read the target time, and only if the protocol
-            allows it (``allow_target_time``); otherwise it is zero-filled.
+        target_poi: ``(B,)`` the label.
+        target_ts, target_tz: ``(B,)`` the target's time (UTC s, tz offset minutes) when
+            ``target_time_known``, else ``None`` (module docstring).
+        target_time_known: whether the loader gave the target time to this batch.
     """
 
     index: torch.Tensor
@@ -57,20 +65,88 @@ class Batch:
     hist_tz: torch.Tensor
     hist_mask: torch.Tensor
     target_poi: torch.Tensor
-    target_ts: torch.Tensor
-    target_tz: torch.Tensor
+    target_ts: torch.Tensor | None
+    target_tz: torch.Tensor | None
+    target_time_known: bool
+
+    def __post_init__(self) -> None:
+        given = (self.target_ts is not None, self.target_tz is not None)
+        if given != (self.target_time_known, self.target_time_known):
+            raise ValueError("a Batch carries target_ts and target_tz exactly when target_time_known is True")
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-                        for f in fields(self)})
+        return Batch(**{f.name: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+                        for f in fields(self) for v in (getattr(self, f.name),)})
 
     @property
     def last_poi(self) -> torch.Tensor:
         """``(B,)`` the most recent check-in of the prefix."""
         return self.poi.gather(1, (self.length - 1).clamp(min=0)[:, None]).squeeze(1)
+
+    @classmethod
+    def from_sequences(cls, users: Sequence[int], prefixes: Sequence[Checkins], histories: Sequence[Checkins] | None,
+                       poi_category: np.ndarray, poi_lat: np.ndarray, poi_lon: np.ndarray, *, max_len: int = 64,
+                       hist_len: int = 128, query_times: Sequence[tuple[int, int]] | None = None) -> "Batch":
+        """A batch from raw check-in sequences, without a split (a live request, a replay).
+
+        Each prefix / history is ``(poi, ts, tz)`` (three equal-length 1-D arrays, oldest first;
+        a 4th array, per-check-in categories, is optional: default the POI's ``poi_category``).
+        The history is what the sample may see (the caller's store enforces the information
+        setting); the last ``max_len`` / ``hist_len`` check-ins are kept, right-padded with zeros.
+        ``query_times`` ``[(ts, tz), ...]``: the time each answer is for (``target_time_known``);
+        ``None``: unknown, and models query at the last check-in. ``target_poi`` is 0 (no label)
+        and ``index`` is -1 (no split sample).
+        """
+        if any(len(p[0]) == 0 for p in prefixes):
+            raise ValueError("every request needs at least one check-in in its prefix")
+        if hist_len == 0 or histories is None:
+            histories = [(np.zeros(0, np.int64),) * 3 for _ in prefixes]
+        B, t = len(users), torch.from_numpy
+        pre, pmask = _pad([_tail(p, max_len, poi_category) for p in prefixes])
+        hist, hmask = _pad([_tail(h, hist_len, poi_category) for h in histories])
+        known = query_times is not None
+        q = np.asarray(query_times if known else np.zeros((B, 2)), dtype=np.int64).reshape(B, 2)
+        return cls(index=t(np.full(B, -1, np.int64)), user=t(np.asarray(users, dtype=np.int64)),
+                   poi=t(pre[0]), category=t(pre[3]), ts=t(pre[1]), tz=t(pre[2]),
+                   lat=t(np.asarray(poi_lat, np.float32)[pre[0]]), lon=t(np.asarray(poi_lon, np.float32)[pre[0]]),
+                   mask=t(pmask), length=t(pmask.sum(1).astype(np.int64)),
+                   hist_poi=t(hist[0]), hist_category=t(hist[3]), hist_ts=t(hist[1]), hist_tz=t(hist[2]),
+                   hist_mask=t(hmask), target_poi=torch.zeros(B, dtype=torch.int64),
+                   target_ts=t(q[:, 0].copy()) if known else None, target_tz=t(q[:, 1].copy()) if known else None,
+                   target_time_known=known)
+
+    def query_time(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B,)`` time and ``(B,)`` tz offset the scores are asked for: the target's when it is
+        known, else the last prefix check-in's ("where next, from here and now")."""
+        if self.target_time_known:
+            return self.target_ts, self.target_tz
+        last = (self.length - 1).clamp(min=0)[:, None]
+        return self.ts.gather(1, last)[:, 0], self.tz.gather(1, last)[:, 0]
+
+
+Checkins = tuple[np.ndarray, ...]  # (poi, ts, tz[, category]) 1-D arrays of one sequence, oldest first
+
+
+def _tail(seq: Checkins, n: int, poi_category: np.ndarray) -> list[np.ndarray]:
+    """The last ``n`` check-ins of ``seq`` as int64 (poi, ts, tz, category) arrays."""
+    poi, ts, tz = (np.asarray(a, dtype=np.int64)[max(len(seq[0]) - n, 0):] for a in seq[:3])
+    cat = np.asarray(seq[3], dtype=np.int64)[max(len(seq[0]) - n, 0):] if len(seq) > 3 else \
+        np.asarray(poi_category, dtype=np.int64)[poi]
+    return [poi, ts, tz, cat]
+
+
+def _pad(seqs: list[list[np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Right-pad sequences of (poi, ts, tz, category) arrays to ``(B, W)`` each (``W >= 1``) and their mask."""
+    width = max([len(s[0]) for s in seqs] + [1])
+    mask = np.arange(width)[None, :] < np.array([len(s[0]) for s in seqs])[:, None]   # (B, W)
+    out = [np.zeros((len(seqs), width), dtype=np.int64) for _ in range(4)]
+    for i, s in enumerate(seqs):
+        for k in range(4):
+            out[k][i, :len(s[k])] = s[k]
+    return out, mask
 
 
 def _gather_padded(starts: np.ndarray, ends: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,18 +175,20 @@ class SampleLoader:
         max_len: keep at most this many most recent prefix check-ins.
         hist_len: keep at most this many history check-ins (0 disables history).
         history: ``"train_only"`` or ``"all_past"`` (module docstring).
-        allow_target_time: fill ``target_ts``/``target_tz`` (else zeros).
+        target_time: ``"known"`` (fill ``target_ts``/``target_tz``) or ``"hidden"`` (``None``).
         generator: a ``torch.Generator`` for shuffling.
     """
 
     def __init__(self, split: Split, part: str | np.ndarray, batch_size: int = 256, shuffle: bool = False,
                  max_len: int = 64, hist_len: int = 128, history: str = "train_only",
-                 allow_target_time: bool = True, generator: torch.Generator | None = None) -> None:
-        if history not in ("train_only", "all_past"):
-            raise ValueError(f"history must be 'train_only' or 'all_past', got {history!r}")
+                 target_time: str = "known", generator: torch.Generator | None = None) -> None:
+        if history not in HISTORY:
+            raise ValueError(f"history must be one of {list(HISTORY)}, got {history!r}")
+        if target_time not in TARGET_TIME:
+            raise ValueError(f"target_time must be one of {list(TARGET_TIME)}, got {target_time!r}")
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.max_len, self.hist_len, self.history = max_len, hist_len, history
-        self.allow_target_time, self.generator = allow_target_time, generator
+        self.target_time, self.generator = target_time, generator
         self.targets = np.asarray(split.samples[part] if isinstance(part, str) else part, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -139,8 +217,7 @@ class SampleLoader:
         else:
             hidx, hmask = np.zeros((len(targets), 1), np.int64), np.zeros((len(targets), 1), bool)
         t = torch.from_numpy
-        tgt_ts = s.ts[targets] if self.allow_target_time else np.zeros(len(targets), np.int64)
-        tgt_tz = s.tz_offset_min[targets] if self.allow_target_time else np.zeros(len(targets), np.int32)
+        known = self.target_time == "known"
         return Batch(
             index=t(targets), user=t(user),
             poi=t(s.poi[idx]), category=t(s.category[idx]),
@@ -149,8 +226,10 @@ class SampleLoader:
             mask=t(mask), length=t(mask.sum(1).astype(np.int64)),
             hist_poi=t(s.poi[hidx]), hist_category=t(s.category[hidx]), hist_ts=t(s.ts[hidx]),
             hist_tz=t(s.tz_offset_min[hidx].astype(np.int64)), hist_mask=t(hmask),
-            target_poi=t(s.poi[targets]), target_ts=t(tgt_ts.astype(np.int64)),
-            target_tz=t(np.asarray(tgt_tz).astype(np.int64)),
+            target_poi=t(s.poi[targets]),
+            target_ts=t(s.ts[targets].astype(np.int64)) if known else None,
+            target_tz=t(s.tz_offset_min[targets].astype(np.int64)) if known else None,
+            target_time_known=known,
         )
 
     def _history(self, hstart: np.ndarray, hend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -84,11 +84,12 @@ def split_spec(source: Any) -> tuple[str | os.PathLike, dict[str, Any]]:
 
 
 def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True,
-                columns: bool = False) -> tuple[str, Path | None]:
-    """``(dataset name, raw file)`` of a source spec; the file is ``None`` for generated data."""
+                columns: bool = False, data_dir: str | os.PathLike | None = None) -> tuple[str, Path | None]:
+    """``(dataset name, raw file)`` of a source spec; the file is ``None`` for generated data.
+    ``data_dir``: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``)."""
     from stgnn.data.sources import resolve
 
-    res = resolve(source, root, download, columns=columns)
+    res = resolve(source, root, download, columns=columns, data_dir=data_dir)
     return res.name, res.path
 
 
@@ -130,6 +131,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.PathLike = "data",
             force_reload: bool = False, download: bool = True, remember: bool = True,
+            data_dir: str | os.PathLike | None = None,
             **load_kw: Any) -> Split:
     """The :class:`Split` of ``source`` under ``protocol``, from the cache when valid.
 
@@ -142,6 +144,7 @@ def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.
         force_reload: rebuild even if a valid processed file exists.
         download: let a fetcher download a missing raw file into ``root/raw``.
         remember: remember an own table's loader options for later calls without them.
+        data_dir: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``).
         load_kw: loader options (e.g. ``columns=``, ``time_unit=``, ``on_bad_row=``,
             ``drop_duplicates=False``; generator arguments for ``"synthetic"``); part of the key.
 
@@ -156,7 +159,8 @@ def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.
     spec, spec_kw = split_spec(source)
     load_kw = {**spec_kw, **load_kw}
     processed = processed_dir(root)
-    name, raw_path = resolve_raw(spec, Path(root), download, columns="columns" in load_kw)
+    name, raw_path = resolve_raw(spec, Path(root), download, columns="columns" in load_kw,
+                                 data_dir=data_dir)
     if raw_path is not None and "columns" not in load_kw:
         from stgnn.data.sources import sniff_source
 

@@ -1,15 +1,31 @@
-"""Score a loader's samples with a model and compute full-ranking metrics."""
+"""Score a loader's samples with a model and compute full-ranking metrics.
+
+Evaluation sits below the models: it needs only what :class:`Scorer` states (any
+:class:`~stgnn.models.base.Recommender` is one), so it never imports a model.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
 
 from stgnn.data.batch import Batch, SampleLoader
 from stgnn.eval.metrics import DEFAULT_KS, DEFAULT_NDCG_KS, metrics_from_ranks, ranks
-from stgnn.models.base import Recommender
+
+
+class Scorer(Protocol):
+    """What :func:`evaluate` uses of a model: a ``(B, P)`` score over every POI and the train/eval switch."""
+
+    num_pois: int
+    training: bool
+
+    def score(self, batch: Batch) -> torch.Tensor: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -25,7 +41,7 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 MAX_SCORES = 1 << 24
 
 
-def score_chunks(model: Recommender, loader: SampleLoader, device: torch.device | str = "cpu",
+def score_chunks(model: Scorer, loader: SampleLoader, device: torch.device | str = "cpu",
                  amp: str = "none", max_scores: int = MAX_SCORES) -> Iterator[tuple[Batch, torch.Tensor]]:
     """``(batch, scores (b, P))`` over ``loader.targets`` in order, never more than
     ``max_scores`` scores at once.
@@ -52,13 +68,14 @@ def score_chunks(model: Recommender, loader: SampleLoader, device: torch.device 
 
 
 @torch.no_grad()
-def evaluate(model: Recommender, loader: SampleLoader, device: torch.device | str = "cpu", amp: str = "none",
+def evaluate(model: Scorer, loader: SampleLoader, device: torch.device | str = "cpu", amp: str = "none",
              ks: Iterable[int] = DEFAULT_KS, ndcg_ks: Iterable[int] = DEFAULT_NDCG_KS,
              max_scores: int = MAX_SCORES) -> tuple[dict[str, float], np.ndarray]:
     """Rank every sample's target among all POIs.
 
     Args:
-        model: any :class:`Recommender` (put in eval mode for the call, mode restored after).
+        model: any :class:`Scorer`, e.g. a :class:`~stgnn.models.base.Recommender` (put in eval
+            mode for the call, mode restored after).
         loader: a non-shuffling :class:`SampleLoader`; ranks follow ``loader.targets``.
         device: where to score.
         amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast (CUDA only). Scores are compared in
@@ -83,7 +100,7 @@ def evaluate(model: Recommender, loader: SampleLoader, device: torch.device | st
 
 
 @torch.no_grad()
-def top_k(model: Recommender, loader: SampleLoader, k: int = 10, device: torch.device | str = "cpu",
+def top_k(model: Scorer, loader: SampleLoader, k: int = 10, device: torch.device | str = "cpu",
           amp: str = "none", max_scores: int = MAX_SCORES) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best POIs of every sample, chunk by chunk (:func:`score_chunks`).
 

@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from stgnn.features.time import IntervalEncoding
+from stgnn.features.time import IntervalEncoding, log2_bucket
 
 EARTH_RADIUS_KM = 6371.0088
+N_DIST_BUCKETS = 16       # dist_bucket: log2 of 25 m units, 0 .. ~800 km
+DIST_UNITS_PER_KM = 40.0  # dist_bucket's unit: 25 m
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
 
@@ -39,6 +41,41 @@ def haversine(lat1: ArrayT, lon1: ArrayT, lat2: ArrayT, lon2: ArrayT) -> ArrayT:
     p1, l1, p2, l2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
     a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((l2 - l1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def haversine_or_zero(lat1: Tensor, lon1: Tensor, lat2: Tensor, lon2: Tensor) -> Tensor:
+    """:func:`haversine` (torch) where an unknown (NaN) coordinate gives distance 0, the "near" bucket."""
+    return torch.nan_to_num(haversine(lat1, lon1, lat2, lon2), nan=0.0)
+
+
+def dist_bucket(km: Tensor) -> Tensor:
+    """``(*)`` int64 :func:`~stgnn.features.time.log2_bucket` of a distance in 25 m units:
+    0 -> 0, 25 m -> 1, 1 km -> 5, up to :data:`N_DIST_BUCKETS` - 1 (~800 km and beyond)."""
+    return log2_bucket(km.clamp(min=0) * DIST_UNITS_PER_KM, N_DIST_BUCKETS)
+
+
+@torch.no_grad()
+def dist_bucket_table(lat: Tensor, lon: Tensor, chunk: int = 512) -> Tensor:
+    """:func:`dist_bucket` of every pair of points, computed in row chunks (float64 distances).
+
+    Shapes: ``(P,)``, ``(P,)`` -> ``(P, P)`` uint8 (25 MB for NYC's 5k POIs), on ``lat``'s device.
+    """
+    lat, lon = lat.double(), lon.double()
+    out = torch.empty(len(lat), len(lat), dtype=torch.uint8, device=lat.device)
+    for i in range(0, len(lat), chunk):
+        d = haversine_or_zero(lat[i:i + chunk, None], lon[i:i + chunk, None], lat[None], lon[None])
+        out[i:i + chunk] = dist_bucket(d).to(torch.uint8)
+    return out
+
+
+def dist_bucket_pairs(lat: Tensor, lon: Tensor, a: Tensor, b: Tensor, table: Tensor | None = None) -> Tensor:
+    """:func:`dist_bucket` between points ``a`` and ``b`` (index tensors, broadcast) of
+    ``(P,)`` coordinates: read from a :func:`dist_bucket_table` when one (non-empty) is given,
+    else computed in float64. Shapes: ``broadcast(a, b)`` int64."""
+    if table is not None and table.numel():
+        return table[a, b].long()
+    # gathered first: a step converts the pairs it reads, not all P coordinates
+    return dist_bucket(haversine_or_zero(lat[a].double(), lon[a].double(), lat[b].double(), lon[b].double()))
 
 
 def pairwise_haversine(lat1: ArrayT, lon1: ArrayT, lat2: ArrayT, lon2: ArrayT) -> ArrayT:
@@ -247,70 +284,39 @@ def compass_labels(lat: np.ndarray, lon: np.ndarray, center_lat: float, center_l
 # ---------------------------------------------------------------------------------------------
 # coordinate encoding
 # ---------------------------------------------------------------------------------------------
-class CoordinateEncoding(nn.Module):
-    r"""Multi-scale sinusoidal encoding of a location around a centre (Space2Vec-style grid cells,
-    `Mai et al. 2020 <https://arxiv.org/abs/2003.00824>`_, restricted to the two axes).
+def standardise_coordinates(latlon: np.ndarray, ref_lat: np.ndarray, ref_lon: np.ndarray) -> np.ndarray:
+    """Z-score ``(N, 2)`` lat/lon with the mean and std of reference coordinates (e.g. every
+    located POI: coordinates carry no check-in information, so this leaks nothing).
 
-    The location becomes local offsets in km, :math:`x = R\,\Delta\lambda\cos\phi_0`,
-    :math:`y = R\,\Delta\phi`, then
+    Shapes: ``(N, 2)`` -> ``(N, 2)`` float64.
+    """
+    mu = np.array([ref_lat.mean(), ref_lon.mean()]) if len(ref_lat) else np.zeros(2)
+    sd = np.array([ref_lat.std(), ref_lon.std()]) if len(ref_lat) else np.ones(2)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (latlon - mu) / sd
+
+
+def coordinate_features(lat: np.ndarray, lon: np.ndarray, freqs: int = 4) -> np.ndarray:
+    r"""Fixed multi-scale sinusoidal encoding of POI coordinates (the graph's POI node features).
+
+    With :math:`z` the z-scored (lat, lon) (:func:`standardise_coordinates` over the located POIs),
 
     .. math::
-        \mathrm{PE}(x, y) = [\sin(x/s_i), \cos(x/s_i), \sin(y/s_i), \cos(y/s_i)]_{i=1..F}
+        [z,\ \sin(w_f z),\ \cos(w_f z)]_{f < F},\ \text{missing}, \qquad w_f = 2^f \pi / 4,
 
-    with scales :math:`s_i` geometric in ``[min_scale_km, max_scale_km]`` (learnable if
-    ``learnable=True``). Output size ``4F``.
+    so the lowest frequency spans about ±4 std without wrapping. Rows of POIs without (finite)
+    coordinates are zero with the missing flag set.
 
-    Args:
-        num_scales: :math:`F`.
-        center_lat, center_lon: the origin, e.g. the median training POI (use
-            :meth:`from_coordinates`).
-        min_scale_km, max_scale_km: the scale range.
-        learnable: learn the (log) scales.
-
-    Shapes:
-        - input: lat, lon ``(*)``
-        - output: ``(*, 4 * num_scales)``
+    Shapes: ``(P,)``, ``(P,)`` -> ``(P, 2 + 4 F + 1)`` float64.
     """
-
-    def __init__(self, num_scales: int = 16, center_lat: float = 0.0, center_lon: float = 0.0,
-                 min_scale_km: float = 0.05, max_scale_km: float = 50.0, learnable: bool = False) -> None:
-        super().__init__()
-        if num_scales < 1 or not 0 < min_scale_km <= max_scale_km:
-            raise ValueError(f"need num_scales >= 1 and 0 < min_scale_km <= max_scale_km, got "
-                             f"{num_scales}, {min_scale_km}, {max_scale_km}")
-        self.num_scales, self.learnable = num_scales, learnable
-        self.min_scale_km, self.max_scale_km = float(min_scale_km), float(max_scale_km)
-        self.register_buffer("center", torch.tensor([center_lat, center_lon], dtype=torch.float64))
-        log_scales = torch.empty(num_scales)
-        if learnable:
-            self.log_scales = nn.Parameter(log_scales)
-        else:
-            self.register_buffer("log_scales", log_scales)
-        self.reset_parameters()
-
-    @classmethod
-    def from_coordinates(cls, lat: np.ndarray, lon: np.ndarray, **kw: Any) -> "CoordinateEncoding":
-        """Centre on the median of the given (e.g. training) coordinates, NaNs ignored."""
-        return cls(center_lat=float(np.nanmedian(lat)), center_lon=float(np.nanmedian(lon)), **kw)
-
-    @property
-    def out_dim(self) -> int:
-        return 4 * self.num_scales
-
-    def reset_parameters(self) -> None:
-        with torch.no_grad():
-            self.log_scales.copy_(torch.linspace(math.log(self.min_scale_km), math.log(self.max_scale_km),
-                                                 self.num_scales))
-
-    def forward(self, lat: Tensor, lon: Tensor) -> Tensor:
-        c = self.center
-        # Offsets in float64 first: float32 degrees lose metres around |lon| ~ 100.
-        y = (lat.double() - c[0]) * (math.pi / 180 * EARTH_RADIUS_KM)  # (*) km north
-        x = (lon.double() - c[1]) * (math.pi / 180 * EARTH_RADIUS_KM) * torch.cos(torch.deg2rad(c[0]))
-        xy = torch.stack([x, y], -1).float().unsqueeze(-1) / self.log_scales.exp()  # (*, 2, F)
-        return torch.cat([xy.sin(), xy.cos()], -1).flatten(-2)  # (*, 4F)
-
-    def __repr__(self) -> str:
-        c = self.center.tolist()
-        return (f"{type(self).__name__}(num_scales={self.num_scales}, center=({c[0]:.4f}, {c[1]:.4f}), "
-                f"scales_km=[{self.min_scale_km:g}, {self.max_scale_km:g}], learnable={self.learnable})")
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    valid = np.isfinite(lat) & np.isfinite(lon)
+    z = np.zeros((len(lat), 2))
+    z[valid] = standardise_coordinates(np.stack([lat[valid], lon[valid]], 1), lat[valid], lon[valid])
+    parts = [z]
+    for f in range(freqs):
+        w = (2.0 ** f) * math.pi / 4.0
+        parts += [np.sin(w * z), np.cos(w * z)]
+    enc = np.concatenate(parts, axis=1)
+    enc[~valid] = 0.0
+    return np.concatenate([enc, (~valid)[:, None].astype(np.float64)], axis=1)

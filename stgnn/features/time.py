@@ -16,8 +16,10 @@ from torch import Tensor, nn
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
+SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86400
 HOURS_PER_WEEK = 168
+N_TIME_BUCKETS = 24  # time_bucket: log2 minutes, 0 .. ~16 years
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
@@ -36,12 +38,17 @@ def day_of_week(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
 
 def hour_of_day(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
     """Local hour, 0..23."""
-    return (local_seconds(ts, tz_offset_min) % SECONDS_PER_DAY) // 3600
+    return (local_seconds(ts, tz_offset_min) % SECONDS_PER_DAY) // SECONDS_PER_HOUR
 
 
 def hour_of_week(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
     """Local hour of the week, 0..167: Monday 00:00-00:59 is 0, Sunday 23:00-23:59 is 167."""
     return day_of_week(ts, tz_offset_min) * 24 + hour_of_day(ts, tz_offset_min)
+
+
+def day_fraction(ts: Tensor, tz_offset_min: Tensor) -> Tensor:
+    """Local time of day as a float fraction in ``[0, 1)`` (midnight = 0)."""
+    return (local_seconds(ts, tz_offset_min) % SECONDS_PER_DAY).float() / float(SECONDS_PER_DAY)
 
 
 def time_of_week_hours(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
@@ -121,6 +128,24 @@ def log_bucket(x: ArrayT, num_buckets: int, min_value: float, max_value: float) 
     xf = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0), min_value, max_value)
     b = np.floor((np.log(xf) - math.log(min_value)) / span * (num_buckets - 1) + eps).astype(np.int64)
     return np.clip(b, 0, num_buckets - 1)
+
+
+def log2_bucket(x: Tensor, num_buckets: int) -> Tensor:
+    """One bucket per doubling: ``floor(log2(1 + x))`` clamped to ``[0, num_buckets)``.
+
+    ``x`` is a non-negative float tensor in the caller's unit (the unit sets the first bucket's
+    width). Unlike :func:`log_bucket` there is no upper range to choose, only a bucket count.
+
+    Shapes: ``(*)`` -> ``(*)`` int64.
+    """
+    return torch.log2(1.0 + x).floor().long().clamp(0, num_buckets - 1)
+
+
+def time_bucket(dt_s: Tensor) -> Tensor:
+    """``(*)`` int64 :func:`log2_bucket` of an interval in minutes (``dt_s`` in seconds; negative
+    intervals count as 0): 0 s -> 0, 1 min -> 1, 1 h -> 5, up to :data:`N_TIME_BUCKETS` - 1."""
+    minutes = dt_s.clamp(min=0).double() / 60.0
+    return log2_bucket(minutes, N_TIME_BUCKETS)
 
 
 class IntervalEncoding(nn.Module):

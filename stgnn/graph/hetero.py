@@ -31,7 +31,6 @@ coordinates and categories only (static, no check-in information).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -41,7 +40,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from stgnn.data.split import Split
-from stgnn.features.space import grid_regions, knn_pois
+from stgnn.features.space import coordinate_features, grid_regions, knn_pois, standardise_coordinates
 
 VISITS = ("user", "visits", "poi")
 NEXT = ("poi", "next", "poi")
@@ -85,10 +84,10 @@ def static_parts(split: Split, *, knn_k: int = 10, region_cell_km: float = 1.0,
     lat = np.asarray(split.poi_lat, dtype=np.float64)
     lon = np.asarray(split.poi_lon, dtype=np.float64)
     valid = np.isfinite(lat) & np.isfinite(lon)
-    coord = _coord_encoding(lat, lon, valid, coord_freqs)
+    coord = coordinate_features(lat, lon, coord_freqs)
     src, dst, km = _knn(lat, lon, valid, knn_k)
     region, region_pos, n_in = _regions(lat, lon, valid, region_cell_km)
-    rz = _standardise(region_pos, lat[valid], lon[valid]) if len(region_pos) else np.zeros((0, 2))
+    rz = standardise_coordinates(region_pos, lat[valid], lon[valid]) if len(region_pos) else np.zeros((0, 2))
     region_x = np.concatenate([rz, np.log1p(n_in)[:, None]], axis=1) if len(region_pos) else np.zeros((0, 3))
     return StaticParts(
         coord=torch.from_numpy(coord).float(),
@@ -98,27 +97,6 @@ def static_parts(split: Split, *, knn_k: int = 10, region_cell_km: float = 1.0,
         region_pos=torch.from_numpy(region_pos).float(),
         region_x=torch.from_numpy(region_x).float(),
     )
-
-
-def _standardise(latlon: np.ndarray, ref_lat: np.ndarray, ref_lon: np.ndarray) -> np.ndarray:
-    """Z-score lat/lon with the POIs' mean and std (coordinates are static, so no leakage)."""
-    mu = np.array([ref_lat.mean(), ref_lon.mean()]) if len(ref_lat) else np.zeros(2)
-    sd = np.array([ref_lat.std(), ref_lon.std()]) if len(ref_lat) else np.ones(2)
-    sd = np.where(sd > 0, sd, 1.0)
-    return (latlon - mu) / sd
-
-
-def _coord_encoding(lat: np.ndarray, lon: np.ndarray, valid: np.ndarray, freqs: int) -> np.ndarray:
-    """``(P, 2 + 4 * freqs + 1)``: z-scored lat/lon, sin/cos at octave frequencies, missing flag."""
-    z = np.zeros((len(lat), 2))
-    z[valid] = _standardise(np.stack([lat[valid], lon[valid]], 1), lat[valid], lon[valid])
-    parts = [z]
-    for f in range(freqs):
-        w = (2.0 ** f) * math.pi / 4.0  # lowest frequency spans about +-4 std without wrapping
-        parts += [np.sin(w * z), np.cos(w * z)]
-    enc = np.concatenate(parts, axis=1)
-    enc[~valid] = 0.0
-    return np.concatenate([enc, (~valid)[:, None].astype(np.float64)], axis=1)
 
 
 def _knn(lat: np.ndarray, lon: np.ndarray, valid: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
 """Training: the fit loop, checkpoints, seeding and run outputs."""
-from stgnn.train.loop import History, NonFiniteLossError, fit, resolve_device
+from stgnn.train.history import History
+from stgnn.train.loop import NonFiniteLossError, fit, resolve_device
 from stgnn.train.logging import write_run
 from stgnn.train.seed import rng_state, seed_everything, set_rng_state
 

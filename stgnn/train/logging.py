@@ -10,14 +10,12 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from stgnn.train.history import History
 from stgnn.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-
-if TYPE_CHECKING:
-    from stgnn.train.loop import History
 
 
 def curves_csv(rows: list[dict[str, Any]]) -> str:
@@ -69,7 +67,7 @@ class RunLogger:
             self.writer = None
 
 
-def write_run(run_dir: str | Path, cfg: Any, history: "History", env: dict[str, Any]) -> None:
+def write_run(run_dir: str | Path, cfg: Any, history: History, env: dict[str, Any]) -> None:
     """Write the resolved ``config.yaml``, ``env.json``, ``metrics.json``, ``curves.csv`` and
     ``ranks.npz`` of a finished run (all atomic). ``fit`` already wrote the checkpoints.
 

@@ -1,9 +1,10 @@
 """The training engine: one loop for every :class:`~stgnn.models.base.Recommender`.
 
-``fit`` calls ``model.fit_data(split)`` (training-period statistics), then, for trainable models,
-optimises ``model.loss`` with AdamW, evaluates the validation samples after every epoch, keeps
-the best epoch by ``cfg.monitor`` (early stopping with ``cfg.patience``), and finally evaluates
-the best weights on val and test. Nothing here branches on a model's name.
+``fit`` takes a model already built from its inputs (``Recommender.from_inputs``; it never
+rebuilds them) and, for trainable models, optimises ``model.loss`` with AdamW, evaluates the
+validation samples after every epoch, keeps the best epoch by ``cfg.monitor`` (early stopping
+with ``cfg.patience``), and finally evaluates the best weights on val and test. Nothing here
+branches on a model's name.
 
 Reproducibility: every random source is seeded from ``cfg.seed``; ``last.pt`` holds the complete
 state (all RNGs, the shuffle generator, optimizer, scheduler, scaler, counters), so a killed run
@@ -23,7 +24,6 @@ import math
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,14 @@ from tqdm.auto import tqdm
 
 from stgnn.config import TrainConfig
 from stgnn.data.batch import SampleLoader
+from stgnn.data.information import InformationSetting
 from stgnn.data.split import Split
 from stgnn.eval.evaluate import autocast, evaluate
 from stgnn.eval.metrics import metric_names, metrics_from_ranks
 from stgnn.models.base import Recommender
 from stgnn.train import distributed
 from stgnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from stgnn.train.history import History
 from stgnn.train.logging import RunLogger
 from stgnn.train.seed import rng_state, seed_everything, set_rng_state
 
@@ -62,57 +64,6 @@ class NonFiniteLossError(RuntimeError):
                          "lower train.lr, set train.clip_norm or train.amp=none, or inspect these samples.")
 
 
-@dataclass
-class History:
-    """What :func:`fit` returns; :meth:`summary` is the JSON written as ``metrics.json``.
-
-    Attributes:
-        rows: per-epoch dicts ``epoch, train_loss, val_<metric>..., lr, seconds``.
-        monitor: the validation metric early stopping maximised.
-        best_epoch: epoch of the weights evaluated at the end (0: not trained).
-        best_score: ``val[monitor]`` at ``best_epoch``.
-        val_metrics, test_metrics: metrics of the best weights.
-        val_ranks, test_ranks: ``(S,)`` per-sample ranks aligned with ``val_index`` / ``test_index``.
-        seconds_per_epoch: wall time of each epoch (training + validation).
-        total_seconds: wall time of this ``fit`` call (a resumed call counts only its own part).
-        peak_rss_mb: peak resident memory of the process; ``peak_gpu_mb`` on CUDA.
-        stopped_early: patience ran out before ``cfg.epochs``.
-    """
-
-    rows: list[dict[str, Any]]
-    monitor: str
-    best_epoch: int
-    best_score: float
-    val_metrics: dict[str, float]
-    test_metrics: dict[str, float]
-    val_ranks: np.ndarray
-    test_ranks: np.ndarray
-    val_index: np.ndarray
-    test_index: np.ndarray
-    seconds_per_epoch: list[float]
-    total_seconds: float
-    peak_rss_mb: float
-    peak_gpu_mb: float | None
-    device: str
-    stopped_early: bool
-    protocol: dict[str, Any] = field(default_factory=dict)
-    split_fingerprint: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able results (everything but the per-sample arrays)."""
-        return {
-            "val": self.val_metrics, "test": self.test_metrics, "monitor": self.monitor,
-            "best_epoch": self.best_epoch, "best_score": self.best_score, "epochs_run": len(self.rows),
-            "stopped_early": self.stopped_early, "num_val": int(len(self.val_ranks)),
-            "num_test": int(len(self.test_ranks)),
-            "timings": {"seconds_per_epoch": self.seconds_per_epoch, "total_seconds": self.total_seconds,
-                        "mean_seconds_per_epoch": (float(np.mean(self.seconds_per_epoch))
-                                                   if self.seconds_per_epoch else None)},
-            "memory": {"peak_rss_mb": self.peak_rss_mb, "peak_gpu_mb": self.peak_gpu_mb},
-            "device": self.device, "protocol": self.protocol, "split_fingerprint": self.split_fingerprint,
-        }
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` → ``cuda`` when available else ``cpu``; anything else is taken as given."""
     if name == "auto":
@@ -133,6 +84,12 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
                                                           patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     return None
+
+
+def loader_options(info: InformationSetting, cfg: TrainConfig, uses_target_time: bool) -> dict[str, Any]:
+    """:class:`SampleLoader` keywords for a model under ``info``: the protocol decides what a sample
+    may see, and the target time reaches a model only if it declares ``uses_target_time``."""
+    return dict(max_len=cfg.max_len, hist_len=cfg.hist_len, **info.for_model(uses_target_time).loader_kwargs())
 
 
 def peak_rss_mb() -> float:
@@ -173,8 +130,9 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
     """Train (if trainable) and evaluate ``model`` on ``split``.
 
     Args:
-        model: a :class:`Recommender`; moved to the chosen device.
-        split: the data; training uses ``samples["train"]``, early stopping ``samples["val"]``.
+        model: a :class:`Recommender` built from its inputs; moved to the chosen device.
+        split: the samples; training uses ``samples["train"]``, early stopping ``samples["val"]``;
+            ``split.protocol`` names the information setting the loaders enforce.
         cfg: :class:`~stgnn.config.TrainConfig`.
         run_dir: folder for ``last.pt``, ``best.pt``, ``curves.csv`` and ``tb/`` (``None``: keep the
             best weights in memory and write nothing).
@@ -201,13 +159,9 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
     gen = seed_everything(cfg.seed, cfg.deterministic)
     distributed.seed_rank(cfg.seed)  # under torchrun: each rank its own dropout/negatives stream
 
-    model.fit_data(split)
     model.to(device)
-    # the protocol decides what a sample may see: a model reads the target's time only if it
-    # declares so and the protocol allows it; history scope is the protocol's leakage option
-    allow_tt = bool(model.uses_target_time and split.protocol.get("allow_target_time", False))
-    kw = dict(max_len=cfg.max_len, hist_len=cfg.hist_len, history=split.protocol.get("history", "train_only"),
-              allow_target_time=allow_tt)
+    info = InformationSetting.from_protocol(split.protocol)
+    kw = loader_options(info, cfg, model.uses_target_time)
     # under torchrun each rank scores its block of the samples; _evaluate gathers the ranks
     val_loader = SampleLoader(split, distributed.shard(split.samples["val"]), cfg.eval_batch_size, **kw)
     test_loader = SampleLoader(split, distributed.shard(split.samples["test"]), cfg.eval_batch_size, **kw)
@@ -233,7 +187,8 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         device=str(device), stopped_early=stopped, protocol=dict(split.protocol),
-        split_fingerprint=split.fingerprint(),
+        split_fingerprint=split.fingerprint(), dataset=split.name,
+        information={**info.to_dict(), "target_time_read": kw["target_time"] == "known"},
     )
 
 

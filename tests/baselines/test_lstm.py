@@ -1,27 +1,14 @@
-"""LSTM: hour-of-week, padding/masking, history prepending, learns a planted sequence rule."""
+"""LSTM: padding/masking, history prepending, learns a planted sequence rule."""
 from __future__ import annotations
-
-import calendar
 
 import pytest
 import torch
-from test_baselines_common import acc_mrr, ranks, tiny_split, train_steps
+from modelkit import acc_mrr, ranks, tiny_split, train_steps
 
 from stgnn.baselines import LSTM, Pop
-from stgnn.baselines.lstm import _left_compact, hour_of_week
+from stgnn.baselines.lstm import _left_compact
 from stgnn.data.batch import SampleLoader
-
-
-def test_hour_of_week_monday_zero() -> None:
-    # Tue 2012-04-03 18:00:09 UTC in New York (UTC-4 in April) is Tuesday 14:00 local: 24 + 14
-    ts = calendar.timegm((2012, 4, 3, 18, 0, 9))
-    assert hour_of_week(torch.tensor([ts]), torch.tensor([-240])).item() == 38
-    # Mon 2012-04-02 00:30 UTC = hour 0; Sun 2012-04-08 23:59 UTC = hour 167; the epoch is Thu 00:00 = 72
-    ts = [calendar.timegm((2012, 4, 2, 0, 30, 0)), calendar.timegm((2012, 4, 8, 23, 59, 0)), 0]
-    assert hour_of_week(torch.tensor(ts), torch.zeros(3, dtype=torch.int64)).tolist() == [0, 167, 72]
-    # a +09:00 offset moves Sunday 20:00 UTC into Monday 05:00 local
-    ts = calendar.timegm((2012, 4, 8, 20, 0, 0))
-    assert hour_of_week(torch.tensor([ts]), torch.tensor([540])).item() == 5
+from stgnn.registry import build_for_split
 
 
 def test_left_compact() -> None:
@@ -47,7 +34,7 @@ def cycle():
 @pytest.mark.parametrize("use_history", [False, True])
 def test_padded_positions_are_ignored(cycle, use_history: bool) -> None:
     torch.manual_seed(0)
-    model = LSTM.from_split(cycle, dim=8, cat_dim=4, time_dim=4, hidden=8, use_history=use_history).eval()
+    model = build_for_split(LSTM, cycle, dim=8, cat_dim=4, time_dim=4, hidden=8, use_history=use_history).eval()
     batch = SampleLoader(cycle, "train", hist_len=5).make_batch(cycle.samples["train"][:20])
     assert (~batch.mask).any() and (~batch.hist_mask).any()
     noisy = SampleLoader(cycle, "train", hist_len=5).make_batch(cycle.samples["train"][:20])
@@ -60,7 +47,7 @@ def test_padded_positions_are_ignored(cycle, use_history: bool) -> None:
 
 def test_history_changes_the_input(cycle) -> None:
     torch.manual_seed(0)
-    model = LSTM.from_split(cycle, dim=8, hidden=8, use_history=True).eval()
+    model = build_for_split(LSTM, cycle, dim=8, hidden=8, use_history=True).eval()
     batch = SampleLoader(cycle, "test").make_batch(cycle.samples["test"])
     mask, poi, *_ = model._sequence(batch)
     n_hist = batch.hist_mask.sum(1)
@@ -73,22 +60,21 @@ def test_history_changes_the_input(cycle) -> None:
 
 
 def test_learns_planted_sequence_rule(cycle) -> None:
-    pop = Pop.from_split(cycle)
-    pop.fit_data(cycle)
+    pop = build_for_split(Pop, cycle)
     torch.manual_seed(0)
-    model = train_steps(LSTM.from_split(cycle, dim=16, cat_dim=0, time_dim=0, hidden=16, dropout=0.0),
-                        cycle, epochs=40, lr=0.02, batch_size=32)
+    model = train_steps(build_for_split(LSTM, cycle, dim=16, cat_dim=0, time_dim=0, hidden=16, dropout=0.0),
+                        cycle, epochs=40, lr=0.02, batch_size=32, reseed=True)
     acc_lstm, _ = acc_mrr(ranks(model, cycle, "test"))
     acc_pop, _ = acc_mrr(ranks(pop, cycle, "test"))
     assert acc_lstm == 1.0 and acc_pop <= 0.2, (acc_lstm, acc_pop)
 
 
 def test_beats_pop_on_synthetic(synthetic_split) -> None:
-    pop = Pop.from_split(synthetic_split)
-    pop.fit_data(synthetic_split)
+    pop = build_for_split(Pop, synthetic_split)
     torch.manual_seed(0)
-    model = train_steps(LSTM.from_split(synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32), synthetic_split,
-                        epochs=2, lr=0.01, batch_size=128, max_len=16, hist_len=0)
+    model = train_steps(build_for_split(LSTM, synthetic_split, dim=16, cat_dim=4, time_dim=8, hidden=32),
+                        synthetic_split,
+                        epochs=2, lr=0.01, batch_size=128, max_len=16, hist_len=0, reseed=True)
     _, mrr_pop = acc_mrr(ranks(pop, synthetic_split, "test"))
     _, mrr_lstm = acc_mrr(ranks(model, synthetic_split, "test", max_len=16, hist_len=0))
     assert mrr_lstm > 1.5 * mrr_pop, (mrr_pop, mrr_lstm)

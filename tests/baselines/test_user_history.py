@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_baselines_common import acc_mrr, ranks, tiny_split
+from modelkit import acc_mrr, ranks, tiny_split
 
 from stgnn.baselines import Pop, UserHistory
 from stgnn.data.batch import SampleLoader
+from stgnn.registry import build_for_split
 
 
 @pytest.fixture()
@@ -27,22 +28,19 @@ def _test_batch(split):
 
 
 def test_decayed_personal_frequency_by_hand(split) -> None:
-    model = UserHistory.from_split(split, half_life=1.0, eps=0.0)
-    model.fit_data(split)
+    model = build_for_split(UserHistory, split, half_life=1.0, eps=0.0)
     # ages at day 2: POI 0 two days (w 1/4), POI 1 one day (w 1/2), POI 2 now (w 1); sum 7/4
     expected = torch.tensor([[1 / 7, 2 / 7, 4 / 7, 0.0, 0.0]])
     torch.testing.assert_close(model.score(_test_batch(split)), expected)
 
 
 def test_no_decay_is_plain_frequency(split) -> None:
-    model = UserHistory.from_split(split, half_life=None, eps=0.0)
-    model.fit_data(split)
+    model = build_for_split(UserHistory, split, half_life=None, eps=0.0)
     torch.testing.assert_close(model.score(_test_batch(split)), torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0, 0.0]]))
 
 
 def test_popularity_prior_ranks_unseen_pois(split) -> None:
-    model = UserHistory.from_split(split, half_life=1.0, eps=0.1)
-    model.fit_data(split)
+    model = build_for_split(UserHistory, split, half_life=1.0, eps=0.1)
     # training counts: POI 0 x3, 1 x2, 2 x1, 3 x1, 4 x0 (of 7)
     pop = torch.tensor([3, 2, 1, 1, 0], dtype=torch.float64) / 7
     torch.testing.assert_close(model.pop, pop)
@@ -53,8 +51,7 @@ def test_popularity_prior_ranks_unseen_pois(split) -> None:
 
 
 def test_transition_term(split) -> None:
-    model = UserHistory.from_split(split, half_life=1.0, eps=0.0, transition_weight=0.5)
-    model.fit_data(split)
+    model = build_for_split(UserHistory, split, half_life=1.0, eps=0.0, transition_weight=0.5)
     # training transitions: 3->0, 0->0, 2->1 (trajectories of one check-in have none)
     torch.testing.assert_close(model.transitions(torch.tensor([2, 3, 4])), torch.tensor(
         [[0, 1.0, 0, 0, 0], [1.0, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.float64))
@@ -66,8 +63,7 @@ def test_transition_term(split) -> None:
 def test_transition_rows_are_normalised() -> None:
     split = tiny_split([(0, "train", [(0, 0.0), (1, 0.1), (0, 0.2), (2, 0.3), (0, 0.4), (1, 0.5)])],
                        num_users=1, num_pois=3)
-    model = UserHistory.from_split(split, transition_weight=0.1)
-    model.fit_data(split)
+    model = build_for_split(UserHistory, split, transition_weight=0.1)
     # from 0: ->1 twice, ->2 once; from 1: ->0 once; from 2: ->0 once
     torch.testing.assert_close(model.transitions(torch.tensor([0, 1, 2])), torch.tensor(
         [[0, 2 / 3, 1 / 3], [1.0, 0, 0], [1.0, 0, 0]], dtype=torch.float64))
@@ -81,10 +77,8 @@ def test_rejects_bad_options() -> None:
 
 
 def test_beats_pop_on_planted_routines(synthetic_split) -> None:
-    pop = Pop.from_split(synthetic_split)
-    pop.fit_data(synthetic_split)
-    uh = UserHistory.from_split(synthetic_split)
-    uh.fit_data(synthetic_split)
+    pop = build_for_split(Pop, synthetic_split)
+    uh = build_for_split(UserHistory, synthetic_split)
     acc_pop, mrr_pop = acc_mrr(ranks(pop, synthetic_split, "test"))
     acc_uh, mrr_uh = acc_mrr(ranks(uh, synthetic_split, "test"))
     assert mrr_uh > 2 * mrr_pop and acc_uh > acc_pop + 0.1, (acc_pop, mrr_pop, acc_uh, mrr_uh)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from stgnn.features.space import (EARTH_RADIUS_KM, CoordinateEncoding, DistanceIntervalEncoding, assign_regions,
-                                  compass_labels, grid_regions, h3_available, h3_regions, haversine, knn_pois,
-                                  pairwise_haversine)
+from stgnn.features.space import (EARTH_RADIUS_KM, DistanceIntervalEncoding, assign_regions, compass_labels,
+                                  coordinate_features, dist_bucket, grid_regions, h3_available, h3_regions,
+                                  haversine, haversine_or_zero, knn_pois, pairwise_haversine)
 
 DEG_KM = EARTH_RADIUS_KM * math.pi / 180  # 111.195 km per degree of a great circle
 
@@ -121,24 +121,15 @@ def test_distance_interval_encoding():
     assert repr(enc) == "DistanceIntervalEncoding(4, mode='bucket', num_buckets=3, range=[0.1, 10])"
 
 
-def test_coordinate_encoding_values():
-    enc = CoordinateEncoding(num_scales=1, center_lat=40.0, center_lon=-74.0, min_scale_km=1.0, max_scale_km=1.0)
-    out = enc(torch.tensor([40.0, 40.0 + 1.0 / DEG_KM], dtype=torch.float64), torch.tensor([-74.0, -74.0]))
-    assert out.shape == (2, 4) and enc.out_dim == 4
-    # [sin x, cos x, sin y, cos y] with x = 0 km and y = 0 / 1 km
-    assert torch.allclose(out[0], torch.tensor([0.0, 1.0, 0.0, 1.0]), atol=1e-6)
-    assert torch.allclose(out[1], torch.tensor([0.0, 1.0, math.sin(1.0), math.cos(1.0)]), atol=1e-5)
-    learn = CoordinateEncoding.from_coordinates(np.array([1.0, 3.0, np.nan]), np.array([2.0, 4.0, 5.0]),
-                                                num_scales=3, learnable=True)
-    assert learn.center.tolist() == [2.0, 4.0]
-    before = learn.log_scales.detach().clone()
-    learn(torch.tensor([2.5]), torch.tensor([4.5])).sum().backward()
-    assert learn.log_scales.grad is not None
-    with torch.no_grad():
-        learn.log_scales.add_(1)
-    learn.reset_parameters()
-    assert torch.equal(learn.log_scales.detach(), before)
-    assert repr(learn).startswith("CoordinateEncoding(num_scales=3, center=(2.0000, 4.0000)")
+def test_coordinate_features_values():
+    lat, lon = np.array([40.0, 42.0, np.nan]), np.array([-74.0, -72.0, 0.0])
+    enc = coordinate_features(lat, lon, freqs=1)
+    assert enc.shape == (3, 2 + 4 + 1)
+    # z-scores of two points are -1 and +1; w_0 = pi / 4
+    w = math.pi / 4
+    np.testing.assert_allclose(enc[0], [-1, -1, math.sin(-w), math.sin(-w), math.cos(w), math.cos(w), 0.0])
+    np.testing.assert_allclose(enc[1], [1, 1, math.sin(w), math.sin(w), math.cos(w), math.cos(w), 0.0])
+    np.testing.assert_array_equal(enc[2], [0, 0, 0, 0, 0, 0, 1.0])  # unknown place: zeros + missing flag
 
 
 def test_compass_labels():
@@ -147,3 +138,15 @@ def test_compass_labels():
     assert labels[1] == "3 km north-east of the centre"  # 2.2 km north, 2.6 km east
     assert labels[2] == "9 km east of the centre"
     assert labels[3] == "at an unknown place"
+
+
+def test_dist_bucket_hand_checked():
+    # log2(1 + km * 40): 0 -> 0, 25 m -> 1, 1 km -> floor(log2 41) = 5, far -> last bucket
+    assert dist_bucket(torch.tensor([0.0, 0.025, 1.0, 1e6])).tolist() == [0, 1, 5, 15]
+
+
+def test_haversine_or_zero_puts_unknown_coordinates_near():
+    lat = torch.tensor([40.7, float("nan")], dtype=torch.float64)
+    lon = torch.tensor([-74.0, -74.0], dtype=torch.float64)
+    d = haversine_or_zero(lat, lon, torch.tensor(40.8, dtype=torch.float64), torch.tensor(-74.0, dtype=torch.float64))
+    assert d[0].item() == pytest.approx(11.12, abs=0.01) and d[1].item() == 0.0

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from stgnn.features.time import (HourOfWeekEmbedding, IntervalEncoding, Time2Vec, TimeIntervalEncoding,
-                                 day_of_week, hour_of_day, hour_of_week, log_bucket, time_of_week_hours)
+from stgnn.features.time import (HourOfWeekEmbedding, IntervalEncoding, Time2Vec, TimeIntervalEncoding, day_fraction,
+                                 day_of_week, hour_of_day, hour_of_week, log_bucket, time_bucket, time_of_week_hours)
 
 
 def utc(*args) -> int:
@@ -109,3 +109,15 @@ def test_hour_of_week_embedding():
     assert torch.equal(emb(how), emb.embedding.weight[38:39])
     assert repr(emb) == "HourOfWeekEmbedding(5)"
     emb.reset_parameters()
+
+
+def test_time_bucket_hand_checked():
+    # log2(1 + minutes): 0 s -> 0, 1 min -> 1, 3 min -> 2, 1 h -> floor(log2 61) = 5; negative -> 0
+    assert time_bucket(torch.tensor([0, 60, 180, 3600, -60])).tolist() == [0, 1, 2, 5, 0]
+    assert time_bucket(torch.tensor([10 ** 12])).item() == 23  # clamped to the last bucket
+
+
+def test_day_fraction_is_local_time_of_day():
+    # 1970-01-02 06:00 UTC at UTC-5 is 01:00 local; 23:59:59 UTC at UTC+0 is just below 1
+    ts, tz = torch.tensor([86400 + 6 * 3600, 86399]), torch.tensor([-300, 0])
+    assert day_fraction(ts, tz).tolist() == pytest.approx([1 / 24, 86399 / 86400])

@@ -6,11 +6,17 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from fakes import FakeText
 
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS
+from stgnn.features.profiles import poi_texts
 from stgnn.graph.hetero import build_hetero_graph
-from stgnn.models.stgnn import STGNN, HeteroGraphEncoder, dist_bucket, time_bucket
+from stgnn.inputs import InputSpec, build_inputs
+from stgnn.models.graph_encoder import HeteroGraphEncoder
+from stgnn.models.sampled_encoding import needed_nodes
+from stgnn.models.stgnn import STGNN
+from stgnn.registry import build_for_split
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +36,6 @@ def make(split, g, seed=0, **kw):
     m.attach_coordinates(torch.as_tensor(split.poi_lat), torch.as_tensor(split.poi_lon))
     m.attach_graph(g)
     return m
-
-
-def test_buckets_hand_checked():
-    # log2(1 + minutes): 0 s -> 0, 1 min -> 1, 3 min -> 2, 1 h -> floor(log2 61) = 5
-    assert time_bucket(torch.tensor([0, 60, 180, 3600])).tolist() == [0, 1, 2, 5]
-    # log2(1 + km * 40): 0 -> 0, 25 m -> 1, 1 km -> floor(log2 41) = 5, far -> last bucket
-    assert dist_bucket(torch.tensor([0.0, 0.025, 1.0, 1e6])).tolist() == [0, 1, 5, 15]
 
 
 def test_score_is_a_log_distribution_over_all_pois(synthetic_split, graph, batch):
@@ -119,32 +118,21 @@ def _append_future(split, n=5):
                                user_ptr=user_ptr)
 
 
-def test_future_checkins_leave_scores_unchanged(synthetic_split, graph, batch):
-    later = _append_future(synthetic_split)
-    targets = synthetic_split.samples["test"][:16]
-    b2 = SampleLoader(later, "test", batch_size=16).make_batch(targets)
-    m = make(synthetic_split, graph).eval()
-    m2 = make(synthetic_split, build_hetero_graph(later, parts=(0,))).eval()
-    assert torch.equal(m.score(batch), m2.score(b2))
-
-
-def test_same_seed_same_output_and_different_seed_differs(synthetic_split, graph, batch):
-    a = make(synthetic_split, graph, seed=3).eval().score(batch)
-    b = make(synthetic_split, graph, seed=3).eval().score(batch)
-    c = make(synthetic_split, graph, seed=4).eval().score(batch)
-    assert torch.equal(a, b) and not torch.allclose(a, c)
-
-
 @pytest.mark.parametrize("kw", [
-    dict(graph="none"), dict(graph="static", layer="gcn"), dict(layer="gat"), dict(seq_encoder="lstm"),
-    dict(seq_encoder="gru"), dict(seq_encoder="none"), dict(attention="none"), dict(copy="none"),
-    dict(time_enc="none", space_enc="none"),
+    dict(graph="none"), dict(graph="static"), dict(graph="static", layer="gcn"), dict(layer="gat"),
+    dict(seq_encoder="lstm"), dict(seq_encoder="gru"), dict(seq_encoder="none"), dict(attention="none"),
+    dict(copy="none"), dict(time_enc="none"), dict(space_enc="none"), dict(text="none"),
 ])
-def test_ablation_switches_run(synthetic_split, graph, batch, kw):
-    m = make(synthetic_split, graph, **kw).eval()
-    s = m.score(batch)
+def test_each_ablation_switch_changes_the_scores(synthetic_split, graph, batch, kw):
+    """Same seed, one switch changed: the scores move (a switch that kept the parameters but were
+    ignored by ``forward`` would leave them bit-identical), and stay a distribution over all POIs."""
+    text = torch.randn(synthetic_split.num_pois, 6)
+    with torch.no_grad():
+        full = make(synthetic_split, graph, text_emb=text).eval().score(batch)
+        s = make(synthetic_split, graph, text_emb=text, **kw).eval().score(batch)
     assert s.shape == (16, synthetic_split.num_pois) and torch.isfinite(s).all()
     assert torch.allclose(s.exp().sum(1), torch.ones(16), atol=1e-4)
+    assert not torch.allclose(s, full, atol=1e-4)
 
 
 def test_bad_switch_names_the_choices(synthetic_split):
@@ -217,22 +205,27 @@ def test_cuda_scores_match_cpu(synthetic_split, graph, batch):
     assert gpu.device.type == "cuda" and torch.allclose(cpu, gpu.cpu(), atol=1e-4)
 
 
-def test_from_split_embeds_poi_texts_with_a_text_encoder(synthetic_split, monkeypatch):
-    import stgnn.features.text as text_mod
-
-    seen = {}
-
-    class Fake:
-        def encode(self, texts):
-            seen["texts"] = list(texts)
-            return torch.ones(len(texts), 5)
-
-    monkeypatch.setattr(text_mod, "make_text_encoder", lambda spec: seen.setdefault("spec", spec) and Fake())
-    m = STGNN.from_split(synthetic_split, dim=8, graph="none", text_model="fake-spec", text_profile=False)
-    assert seen["spec"] == "fake-spec" and len(seen["texts"]) == synthetic_split.num_pois
+def test_text_vectors_come_from_the_builder_when_a_text_model_is_named(synthetic_split):
+    assert STGNN.input_spec(graph="none", text_model="fake-spec", text_profile=False) == \
+        InputSpec(graph=False, text="fake-spec", text_profile=False, dist_table_max_pois=20_000)
+    assert STGNN.input_spec(text_model="fake-spec", text="none").text is None   # text switched off
+    assert STGNN.input_spec().text is None and STGNN.input_spec(snapshots=3).snapshots == 3
+    fake = FakeText(dim=5)
+    m = build_for_split(STGNN, synthetic_split, text_encoder=fake, dim=8, graph="none", text_model="fake-spec",
+                        text_profile=False)
+    assert fake.calls == 1 and len(fake.texts) == synthetic_split.num_pois
+    assert fake.texts == poi_texts(synthetic_split, profile=False)
     assert m.text_emb.shape == (synthetic_split.num_pois, 5) and m.text_proj.in_features == 5
-    plain = STGNN.from_split(synthetic_split, dim=8, graph="none")
+    plain = build_for_split(STGNN, synthetic_split, dim=8, graph="none")
     assert plain.text_emb is None
+
+
+def test_prepare_says_what_the_inputs_lack(synthetic_split):
+    bare = build_inputs(synthetic_split)   # statistics only
+    with pytest.raises(ValueError, match=r"STGNN needs graph, which these inputs lack; build them with"):
+        STGNN.from_inputs(bare, dim=8)
+    with pytest.raises(ValueError, match=r"needs snapshots \(2 x 7.0 days\), which"):
+        STGNN.from_inputs(bare, dim=8, graph="none", snapshots=2)
 
 
 def test_cold_pois_get_scores_and_their_text_reaches_them(cold_split):
@@ -277,7 +270,7 @@ def test_sampled_graph_trains_with_sampled_softmax_and_caches_eval(synthetic_spl
     m = make(synthetic_split, graph, graph_layers=2, sampling="sampled", fanout=[3, 2], num_sampled=16)
     opt = torch.optim.Adam(m.parameters(), 5e-3)
     b = SampleLoader(synthetic_split, "train", batch_size=64).make_batch(synthetic_split.samples["train"][:64])
-    need = m._needed_nodes(b)
+    need = needed_nodes(b, m.num_pois, m.num_sampled)
     assert len(need["poi"]) < synthetic_split.num_pois  # only what the step reads is encoded
     for _ in range(3):
         opt.zero_grad()
@@ -328,7 +321,7 @@ def test_snapshot_cells_train_and_ignore_the_future(synthetic_split, graph, batc
         return m
 
     m = build(synthetic_split, graph)
-    assert len(m.snap) == 3
+    assert len(m.snapshot_edges) == 3
     b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
     m.loss(b).backward()
     cell_grads = [p.grad for p in m.cell.parameters() if p.requires_grad]
@@ -347,7 +340,7 @@ def test_id_dropout_scores_unseen_pois_from_content_only(cold_split):
     split = cold_split
     g = build_hetero_graph(split, parts=(0,))
     m = make(split, g, id_dropout=0.3)
-    m.fit_data(split)
+    m.prepare(build_inputs(split, InputSpec(graph=True)))
     cold = torch.as_tensor(np.setdiff1d(np.arange(split.num_pois), split.poi[split.part == 0]))
     assert len(cold) > 0 and int((~m.poi_seen).sum()) == len(cold) and not m.poi_seen[cold].any()
     targets = split.samples["test"][split.flags["cold_poi"]][:4]
@@ -365,7 +358,7 @@ def test_id_dropout_scores_unseen_pois_from_content_only(cold_split):
 
 def test_id_dropout_drops_ids_in_training_steps_only(synthetic_split, graph, batch):
     m = make(synthetic_split, graph, id_dropout=0.5)
-    m.fit_data(synthetic_split)
+    m.prepare(build_inputs(synthetic_split, InputSpec(graph=True)))
     m.train()
     torch.manual_seed(1)
     m.loss(batch).backward()
@@ -379,6 +372,21 @@ def test_id_dropout_drops_ids_in_training_steps_only(synthetic_split, graph, bat
     assert plain.content_bias is None and "poi_seen" not in plain.state_dict() and "poi_seen" in m.state_dict()
     with pytest.raises(ValueError, match="id_dropout"):
         make(synthetic_split, graph, id_dropout=1.0)
+
+
+def test_hidden_target_time_queries_at_the_last_checkin(synthetic_split, graph):
+    """``target_time: hidden``: the batch carries no target time and STGNN asks "where next, from
+    the last check-in's time" - the same scores as a batch whose target time is that time."""
+    m = make(synthetic_split, graph).eval()
+    targets = synthetic_split.samples["test"][:16]
+    hidden = SampleLoader(synthetic_split, "test", target_time="hidden").make_batch(targets)
+    known = SampleLoader(synthetic_split, "test").make_batch(targets)
+    with torch.no_grad():
+        s_hidden, s_known = m.score(hidden), m.score(known)
+        known.target_ts, known.target_tz = hidden.query_time()
+        s_last = m.score(known)
+    assert hidden.target_ts is None and torch.equal(s_hidden, s_last)
+    assert not torch.allclose(s_hidden, s_known)   # the known target time is read
 
 
 # ---------------------------------------------------------------------------- large POI sets
@@ -442,7 +450,7 @@ def test_a_sampled_training_step_costs_the_batch_not_the_pois(synthetic_split):
 
 
 def test_num_sampled_auto_switches_above_the_bar():
-    from stgnn.models.stgnn import AUTO_NUM_SAMPLED, AUTO_SAMPLED_POIS
+    from stgnn.models.sampled_softmax import AUTO_NUM_SAMPLED, AUTO_SAMPLED_POIS
 
     assert STGNN(5, AUTO_SAMPLED_POIS, dim=4, dist_matrix_max_pois=0).num_sampled == 0
     assert STGNN(5, AUTO_SAMPLED_POIS + 1, dim=4, dist_matrix_max_pois=0).num_sampled == AUTO_NUM_SAMPLED

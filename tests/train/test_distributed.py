@@ -70,10 +70,10 @@ GLOBAL_BATCH = 24
 
 
 def _build(name: str, split):
-    from stgnn.models.registry import build_model
+    from stgnn.registry import build_for_split
 
     torch.manual_seed(0)
-    return build_model(name, split, **{**MODELS, **OTHERS}[name])
+    return build_for_split(name, split, **{**MODELS, **OTHERS}[name])
 
 
 def _global_batch(split):

@@ -10,6 +10,7 @@ from torch import nn
 from stgnn.config import ExperimentConfig, TrainConfig
 from stgnn.data.batch import SampleLoader
 from stgnn.eval.evaluate import evaluate
+from stgnn.inputs import build_inputs
 from stgnn.models.base import Recommender
 from stgnn.train import NonFiniteLossError, fit, write_run
 from stgnn.train.checkpoint import load_checkpoint
@@ -25,10 +26,10 @@ class TinyRec(Recommender):
         self.drop = nn.Dropout(0.2)
         self.out = nn.Linear(dim, num_pois)
         self.steps = 0
-        self.fit_data_calls = 0
+        self.prepare_calls = 0
 
-    def fit_data(self, split) -> None:
-        self.fit_data_calls += 1
+    def prepare(self, inputs) -> None:
+        self.prepare_calls += 1
 
     def score(self, batch):
         h = self.user_emb(batch.user) + self.poi_emb(batch.last_poi)  # (B, D)
@@ -72,9 +73,8 @@ class NaNAt(TinyRec):
 class TrainPop(Recommender):
     trainable = False
 
-    def fit_data(self, split) -> None:
-        counts = np.bincount(split.poi[split.samples["train"]], minlength=self.num_pois)
-        self.register_buffer("counts", torch.tensor(counts, dtype=torch.float32))
+    def prepare(self, inputs) -> None:
+        self.register_buffer("counts", inputs.stats.poi_count.float())
 
     def score(self, batch):
         return self.counts.expand(len(batch), -1)
@@ -104,7 +104,7 @@ def test_fit_keeps_best_epoch_and_learns(synthetic_split):
     c = cfg()
     m = make(synthetic_split)
     h = fit(m, synthetic_split, c)
-    assert m.fit_data_calls == 1
+    assert m.prepare_calls == 0   # fit trains what it is given; it never rebuilds a model's inputs
     assert [r["epoch"] for r in h.rows] == [1, 2, 3, 4]
     mrr = [r["val_MRR"] for r in h.rows]
     assert h.best_epoch == int(np.argmax(mrr)) + 1 and h.best_score == max(mrr)
@@ -221,7 +221,7 @@ def test_early_stopping(synthetic_split):
 
 
 def test_non_trainable_model_is_only_evaluated(synthetic_split):
-    m = TrainPop(synthetic_split.num_users, synthetic_split.num_pois)
+    m = TrainPop.from_inputs(build_inputs(synthetic_split))
     h = fit(m, synthetic_split, cfg())
     assert h.rows == [] and h.best_epoch == 0
     loader = SampleLoader(synthetic_split, "test", 64, max_len=8, hist_len=0)
@@ -254,3 +254,35 @@ def test_write_run(synthetic_split, tmp_path):
         assert np.array_equal(z["test_ranks"], h.test_ranks)
     assert {p.name for p in tmp_path.iterdir()} >= {"best.pt", "last.pt", "curves.csv"}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+class TimeSpy(TinyRec):
+    """Records whether the batches it scores carry the target time."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.seen: set[bool] = set()
+
+    def score(self, batch):
+        self.seen.add(batch.target_time_known)
+        return super().score(batch)
+
+
+class TimeReader(TimeSpy):
+    uses_target_time = True
+
+
+@pytest.mark.parametrize("target_time", ["known", "hidden"])
+def test_the_loader_decides_who_gets_the_target_time(synthetic_split, target_time):
+    import dataclasses
+
+    split = dataclasses.replace(synthetic_split, protocol={**synthetic_split.protocol, "target_time": target_time})
+    plain, reader = make(split, TimeSpy), make(split, TimeReader)
+    hp = fit(plain, split, cfg(epochs=1))
+    hr = fit(reader, split, cfg(epochs=1))
+    assert plain.seen == {False}                             # never, whatever the protocol says
+    assert reader.seen == {target_time == "known"}
+    assert hp.summary()["information"] == {"history": "train_only", "target_time": target_time,
+                                           "target_time_read": False}
+    assert hr.summary()["information"]["target_time_read"] is (target_time == "known")
+    assert hr.summary()["dataset"] == split.name

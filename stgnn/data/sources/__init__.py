@@ -24,7 +24,7 @@ from stgnn.data.sources.gowalla import fetch_gowalla, load_gowalla
 from stgnn.data.sources.synthetic import generate
 from stgnn.data.textio import GZIP_MAGIC, decode, read_bytes
 
-_FETCH_KW = ("root", "download")
+_FETCH_KW = ("root", "download", "data_dir")
 _SNIFF_BYTES = 1 << 14
 _SNIFF_LINES = 5
 
@@ -71,7 +71,7 @@ class Resolved:
 
 
 def resolve(spec: str | Path, root: str | Path = "data", download: bool = True, *,
-            columns: bool = False) -> Resolved:
+            columns: bool = False, data_dir: str | Path | None = None) -> Resolved:
     """Which source reads ``spec``, and its raw file (fetched when ``spec`` is a name).
 
     Args:
@@ -79,6 +79,7 @@ def resolve(spec: str | Path, root: str | Path = "data", download: bool = True, 
         root: dataset folder whose ``raw/`` a fetcher may download into.
         download: let a fetcher download a missing raw file.
         columns: a column mapping is given, so a file is read as an own table whatever it holds.
+        data_dir: folder of raw files looked in before ``root/raw`` (``None``: ``$STGNN_DATA_DIR``).
 
     Raises:
         FileNotFoundError: neither a dataset name nor an existing file.
@@ -88,7 +89,7 @@ def resolve(spec: str | Path, root: str | Path = "data", download: bool = True, 
     key = str(spec).lower()
     for cls in source_classes():
         if key in cls.datasets:
-            return Resolved(cls, key, cls.fetch(key, Path(root), download=download))
+            return Resolved(cls, key, cls.fetch(key, Path(root), download=download, data_dir=data_dir))
     path = Path(spec)
     if path.is_dir():
         raise FileNotFoundError(f"{spec}: is a folder, not a data file")
@@ -156,8 +157,8 @@ def load_source(spec: str | Path, **kw: Any) -> CheckinTable:
         spec: a dataset name (:func:`dataset_names`; ``"synthetic"`` takes the generator's
             arguments as ``kw``) or a path: TSMC2014 and Gowalla files are recognised from
             their first lines; your own CSV/Parquet needs ``columns=`` (see :func:`load_table`).
-        kw: ``root``/``download`` go to the fetcher; the rest to the loader. The table is named
-            by :func:`dataset_name` unless ``name=`` is given.
+        kw: ``root``/``download``/``data_dir`` go to the fetcher; the rest to the loader. The
+            table is named by :func:`dataset_name` unless ``name=`` is given.
     """
     fetch_kw = {k: kw.pop(k) for k in _FETCH_KW if k in kw}
     res = resolve(spec, columns="columns" in kw, **fetch_kw)

@@ -42,8 +42,10 @@ class Source:
         return []
 
     @classmethod
-    def fetch(cls, dataset: str, root: Path, *, download: bool = True) -> Path | None:
-        """The local raw file of ``dataset`` (found, or downloaded into ``root/raw``)."""
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True,
+              data_dir: str | Path | None = None) -> Path | None:
+        """The local raw file of ``dataset`` (found in ``data_dir``, default ``$STGNN_DATA_DIR``,
+        or ``root/raw``; else downloaded into ``root/raw``)."""
         raise NotImplementedError(f"{cls.__name__} cannot fetch {dataset!r}")
 
     @classmethod

@@ -172,8 +172,10 @@ def candidate_names(city: str) -> list[str]:
             f"dataset_tsmc2014/{official}"]
 
 
-def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[Path | None, list[str]]:
-    """The first existing file among: ``path``; ``$STGNN_DATA_DIR/<name>``; ``root/raw/<name>``.
+def find_local(names: list[str], root: Path, path: str | Path | None,
+               data_dir: str | Path | None = None) -> tuple[Path | None, list[str]]:
+    """The first existing file among: ``path``; ``data_dir/<name>`` (default ``$STGNN_DATA_DIR``);
+    ``root/raw/<name>``.
 
     Returns:
         the file (or ``None``) and the places looked in, for the error message.
@@ -183,7 +185,8 @@ def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[P
         if Path(path).is_file():
             return Path(path), looked
         raise FileNotFoundError(f"{path}: no such file")
-    dirs = [Path(d) for d in (os.environ.get("STGNN_DATA_DIR"),) if d] + [Path(root) / "raw"]
+    data_dir = data_dir if data_dir is not None else os.environ.get("STGNN_DATA_DIR")
+    dirs = [Path(d) for d in (data_dir,) if d] + [Path(root) / "raw"]
     for d in dirs:
         for n in names:
             p = d / n
@@ -194,10 +197,10 @@ def find_local(names: list[str], root: Path, path: str | Path | None) -> tuple[P
 
 
 def fetch_tsmc2014(city: str = "NYC", root: str | Path = "data", *, path: str | Path | None = None,
-                   download: bool = True) -> Path:
+                   download: bool = True, data_dir: str | Path | None = None) -> Path:
     """Path of the TSMC2014 ``city`` file, downloading the official release only if none is local.
 
-    Resolution order: ``path`` > ``$STGNN_DATA_DIR`` (e.g. ``foursquare_nyc/
+    Resolution order: ``path`` > ``data_dir`` (default ``$STGNN_DATA_DIR``; e.g. ``foursquare_nyc/
     nyc_filtered_tsmc2014.txt.gz``, ``dataset_TSMC2014_NYC.txt``) > ``root/raw`` > download
     ``dataset_tsmc2014.zip`` into ``root/raw`` and extract ``dataset_TSMC2014_<CITY>.txt``.
 
@@ -208,7 +211,7 @@ def fetch_tsmc2014(city: str = "NYC", root: str | Path = "data", *, path: str | 
     city = city.upper()
     if city not in CITIES:
         raise ValueError(f"city must be one of {CITIES}, got {city!r}")
-    found, looked = find_local(candidate_names(city), Path(root), path)
+    found, looked = find_local(candidate_names(city), Path(root), path, data_dir)
     if found is not None:
         return found
     raw_dir = Path(root) / "raw"
@@ -280,8 +283,8 @@ class TSMC2014(Source):
         return candidate_names(dataset.upper())
 
     @classmethod
-    def fetch(cls, dataset: str, root: Path, *, download: bool = True) -> Path:
-        return fetch_tsmc2014(dataset.upper(), root=root, download=download)
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> Path:
+        return fetch_tsmc2014(dataset.upper(), root=root, download=download, data_dir=data_dir)
 
     @classmethod
     def sniff(cls, path: Path, lines: list[str]) -> bool:

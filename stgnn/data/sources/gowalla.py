@@ -63,14 +63,15 @@ def load_gowalla(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding: 
 
 
 def fetch_gowalla(root: str | Path = "data", *, path: str | Path | None = None,
-                  download: bool = True) -> Path:
-    """Path of the SNAP Gowalla file: ``path`` > ``$STGNN_DATA_DIR`` > ``root/raw`` > download.
+                  download: bool = True, data_dir: str | Path | None = None) -> Path:
+    """Path of the SNAP Gowalla file: ``path`` > ``data_dir`` (default ``$STGNN_DATA_DIR``) >
+    ``root/raw`` > download.
 
     Raises:
         FileNotFoundError: nothing local and the download failed or was disabled; the message
             says where to put the file by hand.
     """
-    found, looked = foursquare.find_local(GOWALLA_NAMES, Path(root), path)
+    found, looked = foursquare.find_local(GOWALLA_NAMES, Path(root), path, data_dir)
     if found is not None:
         return found
     dest = Path(root) / "raw" / "loc-gowalla_totalCheckins.txt.gz"
@@ -97,8 +98,8 @@ class Gowalla(Source):
         return list(GOWALLA_NAMES)
 
     @classmethod
-    def fetch(cls, dataset: str, root: Path, *, download: bool = True) -> Path:
-        return fetch_gowalla(root=root, download=download)
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> Path:
+        return fetch_gowalla(root=root, download=download, data_dir=data_dir)
 
     @classmethod
     def sniff(cls, path: Path, lines: list[str]) -> bool:

@@ -290,7 +290,7 @@ class Synthetic(Source):
     needs_file = False
 
     @classmethod
-    def fetch(cls, dataset: str, root: Path, *, download: bool = True) -> None:
+    def fetch(cls, dataset: str, root: Path, *, download: bool = True, data_dir: str | Path | None = None) -> None:
         return None
 
     load_fn = staticmethod(generate)

@@ -1,0 +1,188 @@
+"""Results tables: a table's rows (configs) over seeds -> runs -> ``table.md``/``table.csv``/``table.json``.
+
+:func:`reproduce` runs (or, with ``resume``, reuses) every row of ``experiments/<table>/table.yaml``
+for the preset's seeds, then assembles the table from the ``metrics.json``/``ranks.npz`` files the
+runs wrote, never from numbers typed by hand: mean ± std per row, paired bootstrap CIs against
+the table's reference row (overall and per slice), the information setting the rows ran under,
+and the published numbers of the dataset the table ran on (:mod:`stgnn.recipes.report` renders).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stgnn.config import ExperimentConfig, _deep_merge, from_dict, load_config, to_dict
+from stgnn.eval.metrics import TABLE_METRICS
+from stgnn.recipes.report import format_table, table_csv
+from stgnn.recipes.runs import compare_runs, load_split, run_experiment, run_parallel
+from stgnn.utils.io import atomic_write_json, atomic_write_text
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def _slice_summary(model_dir: Path, seeds: list[int], names: list[str]) -> dict[str, Any]:
+    """Mean ± std over seeds of each slice's metrics, from the runs' ``slices.json``."""
+    from stgnn.eval.significance import mean_std
+
+    if not names:
+        return {}
+    per_seed = [json.loads((model_dir / f"seed_{s}" / "slices.json").read_text())["test"] for s in seeds]
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in per_seed[0]:
+            raise ValueError(f"unknown slice {name!r} in table.yaml; slices are {list(per_seed[0])}")
+        entry: dict[str, Any] = {"n": per_seed[0][name]["n"]}
+        for m in TABLE_METRICS:
+            vals = [p[name][m] for p in per_seed if m in p[name]]
+            if vals:
+                mu, sd = mean_std(vals)
+                entry[m] = {"mean": mu, "std": sd}
+        out[name] = entry
+    return out
+
+
+def _slice_masks(out: Path, seeds: list[int], names: list[str], ref: str) -> dict[str, np.ndarray]:
+    """The table's slice masks over the test samples (rebuilt from the reference run's split)."""
+    from stgnn.eval.slices import slice_masks
+
+    if not names:
+        return {}
+    cfg = load_config(out / "runs" / ref / f"seed_{seeds[0]}" / "config.yaml")
+    masks = slice_masks(load_split(cfg), "test")
+    return {n: masks[n] for n in names}
+
+
+def _table_spec(table: str) -> dict[str, Any]:
+    """``table.yaml`` + ``published.yaml`` of ``experiments/reproduce_<table>/`` (or of a folder path)."""
+    folder = Path(table) if Path(table).is_dir() else EXPERIMENTS / f"reproduce_{table}"
+    if not folder.is_dir() and (EXPERIMENTS / table / "table.yaml").is_file():
+        folder = EXPERIMENTS / table  # e.g. experiments/ablation/
+    if not (folder / "table.yaml").is_file():
+        known = sorted(p.parent.name.removeprefix("reproduce_") for p in EXPERIMENTS.glob("*/table.yaml"))
+        raise ValueError(f"no table {table!r}: expected {folder / 'table.yaml'}; known tables: {known}")
+    spec = yaml.safe_load((folder / "table.yaml").read_text())
+    spec["published"] = yaml.safe_load((folder / "published.yaml").read_text())
+    for i, row in enumerate(spec["published"].get("rows") or []):
+        if not row.get("dataset", spec["published"].get("dataset")):
+            raise ValueError(f"{folder / 'published.yaml'}: row {i} ({row.get('model')!r}) names no dataset; give it "
+                             "`dataset:` (or the file a top-level `dataset:`), so it is shown only beside runs on it")
+    return spec
+
+
+def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, models: list[str] | None = None,
+              out: Path | None = None, overrides: list[str] | None = None, resume: bool = False,
+              jobs: int = 1) -> str:
+    """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
+
+    Args:
+        table: ``"nyc"`` (``experiments/reproduce_nyc/``) or a folder holding ``table.yaml`` and
+            ``published.yaml``.
+        preset: a key of the table's ``presets`` (``fast`` for ``make run``, ``full``).
+        seeds: override the preset's seeds.
+        models: a subset of the table's rows (by ``name``).
+        out: output folder (default ``results/reproduce_<table>_<preset>``).
+        overrides: dotted ``key=value`` applied to every row's config.
+        resume: reuse the finished runs already in ``out`` (same resolved config) and continue
+            unfinished ones from ``last.pt``; the table then covers old and new runs alike.
+        jobs: train the runs in this many processes side by side (:func:`run_parallel`), then
+            build the table from their folders.
+
+    Returns:
+        the Markdown table (also written to ``out/table.md``).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    spec = _table_spec(table)
+    if preset not in spec["presets"]:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(spec['presets'])}")
+    pre = spec["presets"][preset] or {}
+    rows = spec["models"]
+    wanted = models or pre.get("models")
+    if wanted:
+        unknown = sorted(set(wanted) - {r["name"] for r in rows})
+        if unknown:
+            raise ValueError(f"unknown model rows {unknown}; the table has {[r['name'] for r in rows]}")
+        rows = [r for r in rows if r["name"] in wanted]
+    out = Path(out or Path("results") / f"reproduce_{Path(table).name}_{preset}")
+    seeds = list(seeds if seeds is not None else pre.get("seeds", [0, 1, 2]))
+    results: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    cfgs = []
+    for row in rows:
+        base = _deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
+        delta = _deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
+        data = _deep_merge(_deep_merge(base, pre.get("all", {}) or {}), delta)
+        data.update(name=row["name"], seeds=seeds, output_dir=str(out / "runs"))
+        cfg = from_dict(ExperimentConfig, data)
+        cfgs.append(_apply_overrides(cfg, overrides) if overrides else cfg)
+    if jobs > 1:
+        print(f"[reproduce {table}/{preset}] {len(cfgs)} rows x {len(seeds)} seeds in {jobs} processes", flush=True)
+        run_parallel(cfgs, jobs, resume=resume)
+        resume = True  # the table is assembled from the runs just made
+    for row, cfg in zip(rows, cfgs):
+        print(f"[reproduce {table}/{preset}] {row['name']} ({cfg.model}) seeds={seeds}", flush=True)
+        res = run_experiment(cfg, resume=resume)
+        per_seed = {s: r["test"] for s, r in res["runs"].items()}
+        timing = {s: r["timings"] for s, r in res["runs"].items()}
+        first = next(iter(res["runs"].values()))
+        results.append({"name": row["name"], "model": cfg.model, "summary": res["summary"],
+                        "dataset": first.get("dataset") or _dataset_name(cfg.dataset),
+                        "information": _information(first, cfg), "per_seed": per_seed, "timings": timing,
+                        "best_epochs": {s: r["best_epoch"] for s, r in res["runs"].items()},
+                        "slices": _slice_summary(out / "runs" / row["name"], seeds, spec.get("slices", []))})
+    ref = spec.get("reference")
+    paired: dict[str, Any] = {}
+    paired_slices: dict[str, Any] = {}
+    if ref and ref in {r["name"] for r in results}:
+        masks = _slice_masks(out, seeds, spec.get("slices", []), ref)
+        for r in results:
+            if r["name"] == ref:
+                continue
+            run_a, run_b = (out / "runs" / n for n in (r["name"], ref))
+            paired[r["name"]] = {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}") for s in seeds}
+            paired_slices[r["name"]] = {
+                name: {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}", mask=mask) for s in seeds}
+                for name, mask in masks.items() if mask.any()}
+    meta = {"table": Path(table).name.removeprefix("reproduce_"), "reference": ref, "paired": paired,
+            "paired_slices": paired_slices, "preset": preset, "seeds": seeds,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "protocol": spec["published"].get("protocol"), "base": spec.get("base", {}),
+            "datasets": sorted({r["dataset"] for r in results})}
+    md = format_table(results, spec["published"], meta)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", md)
+    atomic_write_text(out / "table.csv", table_csv(results, spec["published"], meta["datasets"]))
+    atomic_write_json(out / "table.json", {"meta": meta, "results": results, "published": spec["published"]})
+    return md
+
+
+def _dataset_name(dataset: str) -> str:
+    """The split name a dataset spec gets (a file path's stem, else the name itself)."""
+    return Path(dataset).name.split(".")[0].lower()
+
+
+def _information(metrics: dict[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
+    """A run's information setting, from its ``metrics.json`` (rebuilt from its protocol and the
+    model's flag for runs written before metrics.json recorded it)."""
+    if metrics.get("information"):
+        return metrics["information"]
+    from stgnn.data.information import InformationSetting
+    from stgnn.registry import resolve_model
+
+    info = InformationSetting.from_protocol(metrics.get("protocol") or cfg.protocol)
+    return {**info.to_dict(), "target_time_read": info.for_model(resolve_model(cfg.model).uses_target_time)
+            .target_time == "known"}
+
+
+def _apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    from stgnn.config import apply_overrides
+    from stgnn.preflight import check_experiment
+
+    cfg = apply_overrides(cfg, overrides)
+    check_experiment(cfg)  # every row's model_kwargs/protocol/device, before any data work
+    return cfg
