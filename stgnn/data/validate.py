@@ -340,8 +340,17 @@ def _first_control(value: str) -> str:
     return f"{m.group()!r} at position {m.start() + 1}" if m else "none"
 
 
+def is_number_column(values: pd.Series) -> bool:
+    """A numeric (not bool) column, e.g. Parquet's: parsed as it is, no text round trip."""
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
 def blank_mask(values: pd.Series) -> np.ndarray:
-    """``(N,)`` bool: missing, empty or whitespace-only (per distinct value, :func:`by_value`)."""
+    """``(N,)`` bool: missing, empty or whitespace-only (per distinct value, :func:`by_value`);
+    in a number column, missing."""
+    if is_number_column(values):
+        return values.isna().to_numpy()
+
     def fn(v: pd.Series) -> np.ndarray:
         arr = v.fillna("").to_numpy(dtype=object)
         return (arr == "") | np.fromiter(map(str.isspace, arr), dtype=bool, count=len(arr))
@@ -353,8 +362,12 @@ def to_float(values: pd.Series) -> np.ndarray:
     """``(N,)`` float64 of numeric strings, ``NaN`` where unparsable (per distinct value).
 
     numpy's own conversion is several times faster than ``pd.to_numeric`` but all-or-nothing,
-    so it is the fast path for clean files.
+    so it is the fast path for clean files. A number column is converted as it is (its text
+    would parse back to the same float64: ``repr`` round-trips), missing values ``NaN``.
     """
+    if is_number_column(values):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
     def fn(v: pd.Series) -> np.ndarray:
         try:
             return v.to_numpy(dtype=object).astype(np.float64)
@@ -402,6 +415,9 @@ def canonical_coordinates(df: pd.DataFrame, report: CleaningReport,
                           poi_codes: np.ndarray | None = None) -> pd.DataFrame:
     """Give every POI its most frequent non-NaN ``(lat, lon)`` (ties: first seen), in numpy.
 
+    Most POIs have one coordinate: every row is compared with its POI's first one (linear), and
+    only the rows of POIs with several are grouped and counted (a sort of those rows alone).
+
     Args:
         df: contract columns in file order; poi_codes: ``(N,)`` int codes of ``df["poi"]``.
     """
@@ -412,25 +428,35 @@ def canonical_coordinates(df: pd.DataFrame, report: CleaningReport,
     rows = np.flatnonzero(has)
     if len(rows) == 0:
         return df
-    # Group rows by (poi, lat, lon): sort, then mark where any key changes.
-    order = np.lexsort((lon[rows], lat[rows], poi_codes[rows]))
-    r = rows[order]  # (M,) row numbers, grouped
-    c, la, lo = poi_codes[r], lat[r], lon[r]
-    new = np.ones(len(r), dtype=bool)
-    new[1:] = (c[1:] != c[:-1]) | (la[1:] != la[:-1]) | (lo[1:] != lo[:-1])
-    starts = np.flatnonzero(new)  # (G,) one per (poi, coordinate) group
-    size = np.diff(np.append(starts, len(r)))
-    first = np.minimum.reduceat(r, starts)
-    gpoi = c[starts]
-    multi = int((np.bincount(gpoi) > 1).sum())
+    n_poi = int(poi_codes.max()) + 1
+    c_rows = poi_codes[rows]
+    first_row = np.full(n_poi, -1, dtype=np.int64)
+    first_row[c_rows[::-1]] = rows[::-1]  # the last write of each POI is its first located row
+    f = first_row[c_rows]
+    several = np.zeros(n_poi, dtype=bool)
+    several[c_rows[(lat[rows] != lat[f]) | (lon[rows] != lon[f])]] = True
+    multi = int(several.sum())
     report.pois_recoordinated += multi
     if multi == 0 and has.all():
         return df
-    best = np.lexsort((first, -size, gpoi))  # per POI: most rows, then first seen
-    best = best[np.r_[True, gpoi[best][1:] != gpoi[best][:-1]]]
-    n_poi = int(poi_codes.max()) + 1
     canon_lat, canon_lon = np.full(n_poi, np.nan), np.full(n_poi, np.nan)
-    canon_lat[gpoi[best]], canon_lon[gpoi[best]] = la[starts[best]], lo[starts[best]]
+    located = first_row >= 0
+    canon_lat[located], canon_lon[located] = lat[first_row[located]], lon[first_row[located]]
+    if multi:
+        # Group the rows of those POIs by (poi, lat, lon): sort, then mark where any key changes.
+        rows = rows[several[c_rows]]
+        order = np.lexsort((lon[rows], lat[rows], poi_codes[rows]))
+        r = rows[order]  # (M,) row numbers, grouped
+        c, la, lo = poi_codes[r], lat[r], lon[r]
+        new = np.ones(len(r), dtype=bool)
+        new[1:] = (c[1:] != c[:-1]) | (la[1:] != la[:-1]) | (lo[1:] != lo[:-1])
+        starts = np.flatnonzero(new)  # (G,) one per (poi, coordinate) group
+        size = np.diff(np.append(starts, len(r)))
+        first = np.minimum.reduceat(r, starts)
+        gpoi = c[starts]
+        best = np.lexsort((first, -size, gpoi))  # per POI: most rows, then first seen
+        best = best[np.r_[True, gpoi[best][1:] != gpoi[best][:-1]]]
+        canon_lat[gpoi[best]], canon_lon[gpoi[best]] = la[starts[best]], lo[starts[best]]
     df = df.copy()
     df["lat"], df["lon"] = canon_lat[poi_codes], canon_lon[poi_codes]
     return df

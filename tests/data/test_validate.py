@@ -169,3 +169,42 @@ def test_by_value_computes_once_per_distinct_value() -> None:
     assert np.array_equal(to_float(s)[:6], [1.5, np.nan, np.nan, 1.5, np.nan, np.nan], equal_nan=True)
     zeros = pd.Series([0.0, -0.0, np.nan, 0.0])  # told apart by their bits: str(-0.0) is "-0.0"
     assert by_value(zeros, lambda v: np.array([repr(x) for x in v])).tolist() == ["0.0", "-0.0", "nan", "0.0"]
+
+
+def _canonical_by_sorting_every_row(poi, lat, lon):
+    """The reference: group every located row by (poi, lat, lon); most rows, then first seen."""
+    rows = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+    best = {}
+    for r in rows:
+        best.setdefault(poi[r], {}).setdefault((lat[r], lon[r]), []).append(r)
+    out = {}
+    for p, groups in best.items():
+        (la, lo), _ = min(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+        out[p] = (la, lo)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_canonical_coordinates_sorts_only_pois_with_several_but_agrees_with_sorting_all(seed):
+    rng = np.random.default_rng(seed)
+    n, pois = 400, 60
+    poi = rng.integers(0, pois, n)
+    base = rng.normal(size=(pois, 2)).round(2)
+    lat, lon = base[poi, 0].copy(), base[poi, 1].copy()
+    moved = rng.random(n) < 0.15                       # some rows elsewhere: those POIs have several
+    lat[moved], lon[moved] = rng.choice([0.5, -0.5, 0.0], moved.sum()), rng.choice([1.0, -0.0, 2.0], moved.sum())
+    lat[rng.random(n) < 0.1] = np.nan                  # unlocated rows get their POI's coordinate
+    df = pd.DataFrame({"user": "u", "poi": [f"p{p}" for p in poi], "category": "", "lat": lat, "lon": lon,
+                       "ts": np.arange(n), "tz_offset_min": 0, "poi_text": ""})
+    rep = CleaningReport()
+    out = finalize(df, rep)
+    want = _canonical_by_sorting_every_row(poi, lat, lon)
+    several = {p for p in set(poi) if len({(a, b) for a, b, q in zip(lat, lon, poi)
+                                          if q == p and np.isfinite(a) and np.isfinite(b)}) > 1}
+    assert rep.pois_recoordinated == len(several) > 0
+    for i, p in enumerate(poi):
+        got = (out["lat"].iloc[i], out["lon"].iloc[i])
+        if p in want:
+            assert got == want[p] and np.signbit(got[1]) == np.signbit(want[p][1])
+        else:
+            assert np.isnan(got[0]) and np.isnan(got[1])
