@@ -20,6 +20,13 @@ the cost of one sample grows with the data), and writes JSON to ``benchmarks/res
     python benchmarks/scale.py --sizes 1e5 1e6 --threads 2
     python benchmarks/scale.py --ddp 2                          # the same under torchrun, 2 Gloo ranks
     python benchmarks/scale.py --device cuda --amp bf16         # 1 GPU; --ddp K for K GPUs (NCCL)
+    python benchmarks/scale.py --sizes 1e6 1e7 --env MALLOC_MMAP_MAX_=0 --env MALLOC_TRIM_THRESHOLD_=68719476736 \
+        --env ARROW_DEFAULT_MEMORY_POOL=system --out benchmarks/results/scale/single_cpu_heap.json
+
+Kernel time: at 10^7 rows a column is ~80 MB, above glibc's largest mmap threshold (32 MB), so
+every temporary array is mapped fresh and page-faulted in, then unmapped (``prepare_sys_s``); at
+10^6 the same arrays are reused from the heap. The last command keeps them in the heap (glibc's
+and Arrow's allocators) to show that part apart from the code's own cost.
 
 Memory safety: before each size the parent checks ``MemAvailable`` against an estimate of the
 peak (``--gb-per-1e7``, measured 2026-11-30) plus ``--headroom-gb`` and refuses the size
@@ -135,10 +142,13 @@ def stage_measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, Any
     root = work / "root"
     row: dict[str, Any] = {"n": n}
     w0, c0 = time.perf_counter(), time.process_time()
+    s0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     if rank == 0:  # one rank builds the cache, the others read it
         prepare(spec, root=root, force_reload=True)
         row["prepare_s"] = round(time.perf_counter() - w0, 2)
         row["prepare_cpu_s"] = round(time.process_time() - c0, 2)
+        # of which in the kernel (page faults of fresh allocations, file writes)
+        row["prepare_sys_s"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_stime - s0, 2)
         row["prepare_peak_rss_mb"] = round(_peak_mb())
     dist.barrier()
     w0 = time.perf_counter()
@@ -249,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--headroom-gb", type=float, default=6.0)
     p.add_argument("--force", action="store_true", help="run a size even when memory looks short")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scale/<mode>.json)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment of the measured processes, e.g. glibc's MALLOC_MMAP_MAX_=0 (recorded in the JSON)")
     p.add_argument("--stage", choices=["generate", "measure"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--checkins", type=int, default=0, help=argparse.SUPPRESS)  # not --n: torchrun would take it for --nnodes
     args = p.parse_args(argv)
@@ -267,11 +279,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(float(s)) for s in args.sizes]
     work_root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="stgnn_scale_"))
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT), **extra_env}
     mode = f"ddp{args.ddp}" if args.ddp else "single"
     load = os.getloadavg()
     info = {"python": platform.python_version(), "cpus": os.cpu_count(), "threads_per_process": args.threads,
-            "device": args.device, "amp": args.amp, "mode": mode, "load_avg_at_start": [round(x, 2) for x in load],
+            "device": args.device, "amp": args.amp, "mode": mode, "env": extra_env, "load_avg_at_start": [round(x, 2) for x in load],
             "budgets": {"train_samples": args.train_samples, "val_samples": args.val_samples,
                         "eval_samples": args.eval_samples, "batch_size": args.batch_size},
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -302,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work_root, ignore_errors=True)
-    keys = ("prepare_s", "prepare_cpu_s", "cache_load_s", "build_cpu_s", "train_s_per_1e5", "train_cpu_s_per_1e5",
+    keys = ("prepare_s", "prepare_cpu_s", "prepare_sys_s", "cache_load_s", "build_cpu_s", "train_s_per_1e5", "train_cpu_s_per_1e5",
             "eval_s", "eval_cpu_s", "prepare_peak_rss_mb", "peak_rss_mb")
     exps = exponents(rows, keys)
     result: dict[str, Any] = {"info": info, "rows": rows, "exponents": exps}

@@ -377,15 +377,21 @@ def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.nda
                "val": np.flatnonzero(eval_target & (part == 1)).astype(np.int64)}
     # Revisit: target POI among the user's training check-ins. Only pairs of a val/test user and
     # a val/test target POI can match, so only those are compared (a linear pre-filter).
+    # The (few) val/test pairs are sorted; each candidate training pair is looked up among them.
     ev = np.concatenate([samples["test"], samples["val"]])
     cand = (part == 0) & _member(u_new, u_new[ev], n_users) & _member(p_new, p_new[ev], n_pois)
-    train_pairs = np.unique(u_new[cand].astype(np.int64) * n_pois + p_new[cand])
+    ev_pairs = np.unique(u_new[ev].astype(np.int64) * n_pois + p_new[ev])                  # (E,) sorted
+    tr_pairs = u_new[cand].astype(np.int64) * n_pois + p_new[cand]
+    at = np.minimum(np.searchsorted(ev_pairs, tr_pairs), max(len(ev_pairs) - 1, 0))
+    seen_pair = np.zeros(len(ev_pairs), dtype=bool)
+    seen_pair[at[ev_pairs[at] == tr_pairs] if len(ev_pairs) else at[:0]] = True
     flags: dict[str, np.ndarray] = {}
     for k, prefix in (("test", ""), ("val", "val_")):
         t = samples[k]
         flags[prefix + "cold_user"] = ~seen_u[u[t]]
         flags[prefix + "cold_poi"] = ~seen_p[p[t]]
-        flags[prefix + "revisit"] = np.isin(u_new[t].astype(np.int64) * n_pois + p_new[t], train_pairs)
+        pairs = u_new[t].astype(np.int64) * n_pois + p_new[t]
+        flags[prefix + "revisit"] = seen_pair[np.searchsorted(ev_pairs, pairs)] if len(t) else np.zeros(0, bool)
 
     _final_stats(stats, part, traj, u_new, p_new, cat_new, samples, flags, n_users, n_pois, len(cat_names))
     return Split(

@@ -208,3 +208,16 @@ def test_canonical_coordinates_sorts_only_pois_with_several_but_agrees_with_sort
             assert got == want[p] and np.signbit(got[1]) == np.signbit(want[p][1])
         else:
             assert np.isnan(got[0]) and np.isnan(got[1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_duplicate_rows_is_dataframe_duplicated(seed):
+    from stgnn.data.validate import duplicate_rows
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    cols = {"a": rng.integers(0, 5, n), "b": rng.choice([0.0, -0.0, np.nan, 1.5, -2.0], n),
+            "c": rng.integers(0, 3, n).astype(np.int32), "d": rng.integers(0, 4, n)}
+    want = pd.DataFrame(cols).duplicated().to_numpy()
+    got = duplicate_rows(cols)
+    assert want.sum() > 0 and (~want).sum() > 0 and np.array_equal(got, want)
