@@ -154,7 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         check_resumable(cfg)
     result = train_from_config(args.config, overrides, resume=args.resume)
-    print(dumps_json(result, indent=2))
+    from stgnn.train import distributed
+
+    if distributed.is_main():  # under torchrun every rank gets the result; one prints it
+        print(dumps_json(result, indent=2))
     return EXIT_OK
 
 

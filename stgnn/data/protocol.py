@@ -63,17 +63,44 @@ from stgnn.data.schema import CheckinTable
 from stgnn.data.split import PARTS, Split
 
 
-def _string_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of ``values`` whose order is the string order of the values.
+def _as_text(values: pd.Series | np.ndarray) -> pd.Series:
+    """``values`` as a pandas string Series: a string column as it is (pandas' Arrow-backed
+    ``str``, so nothing becomes a Python object per row), anything else through ``astype(str)``."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    return s if s.dtype != object and pd.api.types.is_string_dtype(s.dtype) else s.astype(str)
 
-    Returns ``(codes (N,), uniques (K,))`` with ``uniques`` sorted as strings.
-    """
-    # Hash first, then sort only the distinct values: much faster than np.unique on strings.
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=False)
+
+def _rank_uniques(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Re-number factor ``codes`` so that their order is the string order of ``uniques``; only
+    the values that occur in ``codes`` are kept. Returns ``(codes (N,), uniques (K,) object)``."""
+    counts = np.bincount(codes, minlength=len(uniques))
+    if not counts.all():
+        present = np.flatnonzero(counts)
+        remap = np.full(len(uniques), -1, dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        codes, uniques = remap[codes], uniques[present]
     order = np.argsort(np.asarray(uniques, dtype=str), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[codes], np.asarray(uniques, dtype=object)[order]
+
+
+def _string_rank(values: pd.Series | np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` (of ``values[rows]`` when given) whose order is the string order of
+    the values.
+
+    Returns ``(codes (N,), uniques (K,))`` with ``uniques`` sorted as strings: only the ``K``
+    distinct values are sorted, and the column is hashed as it is stored (no Python string per
+    row), so this is linear in rows.
+    """
+    codes, uniques = pd.factorize(_as_text(values), sort=False)
+    codes = codes.astype(np.int64, copy=False)
+    if len(codes) and codes.min() < 0:
+        raise ValueError(f"a missing value (row {int(np.argmin(codes))}) in a column of ids or names; "
+                         "a CheckinTable holds strings there")
+    if rows is not None:
+        codes = codes[rows]
+    return _rank_uniques(codes, np.asarray(uniques, dtype=object))
 
 
 def _filter(user: np.ndarray, poi: np.ndarray, cfg: ProtocolConfig, stats: dict[str, Any]) -> np.ndarray:
@@ -100,6 +127,11 @@ def _filter(user: np.ndarray, poi: np.ndarray, cfg: ProtocolConfig, stats: dict[
     stats["removed_by_poi_filter"] = removed_poi
     stats["removed_by_user_filter"] = removed_user
     return keep
+
+
+def _n_distinct(codes: np.ndarray, n: int) -> int:
+    """Distinct values among int ``codes`` in ``[0, n)``, by counting (linear, no sort)."""
+    return int(np.count_nonzero(np.bincount(codes, minlength=n)))
 
 
 def _traj_starts(user: np.ndarray, ts: np.ndarray, gap_s: float) -> np.ndarray:
@@ -146,16 +178,21 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
     df = table.df
     stats: dict[str, Any] = {"rows_in": len(df), "users_in": table.num_users, "pois_in": table.num_pois}
 
-    user_code, user_uniq = _string_rank(df["user"].to_numpy())
-    poi_code, poi_uniq = _string_rank(df["poi"].to_numpy())
+    user_code, user_uniq = _string_rank(df["user"])
+    poi_code, poi_uniq = _string_rank(df["poi"])
     ts_all = df["ts"].to_numpy(np.int64)
 
     keep = _filter(user_code, poi_code, cfg, stats)
     rows = np.flatnonzero(keep)
-    # (user string order, time, input order): the order of the final arrays.
-    rows = rows[np.lexsort((rows, ts_all[rows], user_code[rows]))]
+    # (user string order, time, input order): the order of the final arrays. A CheckinTable is
+    # time-sorted, so a stable sort by user alone gives it (one key instead of three).
+    if np.all(ts_all[1:] >= ts_all[:-1]):
+        rows = rows[np.argsort(user_code[rows], kind="stable")]
+    else:
+        rows = rows[np.lexsort((rows, ts_all[rows], user_code[rows]))]
     u, p, ts = user_code[rows], poi_code[rows], ts_all[rows]
-    stats["after_filter"] = {"users": int(len(np.unique(u))), "pois": int(len(np.unique(p))), "checkins": len(rows)}
+    stats["after_filter"] = {"users": _n_distinct(u, len(user_uniq)), "pois": _n_distinct(p, len(poi_uniq)),
+                             "checkins": len(rows)}
 
     gap_s = cfg.traj_gap_hours * 3600.0
     start = _traj_starts(u, ts, gap_s)
@@ -282,27 +319,49 @@ def _mode_coords(poi: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pois: int)
     return out_lat, out_lon
 
 
+def _compact(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for int codes in ``[0, n)``, by counting."""
+    present = np.bincount(codes, minlength=n) > 0
+    new_id = np.cumsum(present) - 1
+    return np.flatnonzero(present), new_id[codes]
+
+
+def _member(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``(N,)`` bool ``np.isin(codes, values)`` for int codes in ``[0, n)``, by a lookup table."""
+    table = np.zeros(n, dtype=bool)
+    table[values] = True
+    return table[codes]
+
+
+def _code_of(uniques: np.ndarray, value: str) -> int:
+    """The factor code of ``value`` among ``uniques`` (``-2``, matching no code, when absent)."""
+    hit = np.flatnonzero(uniques == value)
+    return int(hit[0]) if len(hit) else -2
+
+
 def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.ndarray, p: np.ndarray,
               ts: np.ndarray, part: np.ndarray, start: np.ndarray, traj: np.ndarray,
               train_target: np.ndarray, eval_target: np.ndarray, seen_u: np.ndarray, seen_p: np.ndarray,
               user_uniq: np.ndarray, poi_uniq: np.ndarray, cfg: ProtocolConfig, cuts: dict[str, int],
               stats: dict[str, Any], name: str | None) -> Split:
     """Integer ids, POI attributes, CSR pointers, samples, flags and final counts."""
-    u_keep, u_new = np.unique(u, return_inverse=True)
-    p_keep, p_new = np.unique(p, return_inverse=True)
-    cat_raw = df["category"].to_numpy()[rows]
-    cat_new, cat_names = _string_rank(cat_raw) if len(rows) else (np.zeros(0, np.int64), np.zeros(0, object))
+    u_keep, u_new = _compact(u, len(user_uniq))
+    p_keep, p_new = _compact(p, len(poi_uniq))
+    cat_new, cat_names = _string_rank(df["category"], rows) if len(rows) else (np.zeros(0, np.int64),
+                                                                              np.zeros(0, object))
     n_users, n_pois = len(u_keep), len(p_keep)
 
     poi_category = _mode_per_group(p_new, cat_new, n_pois)
     lat = df["lat"].to_numpy()[rows]
     lon = df["lon"].to_numpy()[rows]
     poi_lat, poi_lon = _mode_coords(p_new, lat, lon, n_pois)
-    text = df["poi_text"].to_numpy()[rows]
+    text_code, text_uniq = pd.factorize(_as_text(df["poi_text"]), sort=False)
+    text_code = text_code[rows].astype(np.int64, copy=False)
+    text_uniq = np.asarray(text_uniq, dtype=object)
     poi_text = np.full(n_pois, "", dtype=object)
-    has_text = text != ""
+    has_text = text_code != _code_of(text_uniq, "")
     if has_text.any():
-        t_code, t_uniq = _string_rank(text[has_text])
+        t_code, t_uniq = _rank_uniques(text_code[has_text], text_uniq)
         t_pick = _mode_per_group(p_new[has_text], t_code, n_pois)
         poi_text[t_pick >= 0] = t_uniq[t_pick[t_pick >= 0]]
 
@@ -316,14 +375,23 @@ def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.nda
     samples = {"test": np.flatnonzero(eval_target & (part == 2)).astype(np.int64),
                "train": np.flatnonzero(train_target & (part == 0)).astype(np.int64),
                "val": np.flatnonzero(eval_target & (part == 1)).astype(np.int64)}
-    # Revisit: target POI among the user's training check-ins.
-    train_pairs = np.unique(u_new[part == 0].astype(np.int64) * n_pois + p_new[part == 0])
+    # Revisit: target POI among the user's training check-ins. Only pairs of a val/test user and
+    # a val/test target POI can match, so only those are compared (a linear pre-filter).
+    # The (few) val/test pairs are sorted; each candidate training pair is looked up among them.
+    ev = np.concatenate([samples["test"], samples["val"]])
+    cand = (part == 0) & _member(u_new, u_new[ev], n_users) & _member(p_new, p_new[ev], n_pois)
+    ev_pairs = np.unique(u_new[ev].astype(np.int64) * n_pois + p_new[ev])                  # (E,) sorted
+    tr_pairs = u_new[cand].astype(np.int64) * n_pois + p_new[cand]
+    at = np.minimum(np.searchsorted(ev_pairs, tr_pairs), max(len(ev_pairs) - 1, 0))
+    seen_pair = np.zeros(len(ev_pairs), dtype=bool)
+    seen_pair[at[ev_pairs[at] == tr_pairs] if len(ev_pairs) else at[:0]] = True
     flags: dict[str, np.ndarray] = {}
     for k, prefix in (("test", ""), ("val", "val_")):
         t = samples[k]
         flags[prefix + "cold_user"] = ~seen_u[u[t]]
         flags[prefix + "cold_poi"] = ~seen_p[p[t]]
-        flags[prefix + "revisit"] = np.isin(u_new[t].astype(np.int64) * n_pois + p_new[t], train_pairs)
+        pairs = u_new[t].astype(np.int64) * n_pois + p_new[t]
+        flags[prefix + "revisit"] = seen_pair[np.searchsorted(ev_pairs, pairs)] if len(t) else np.zeros(0, bool)
 
     _final_stats(stats, part, traj, u_new, p_new, cat_new, samples, flags, n_users, n_pois, len(cat_names))
     return Split(
@@ -348,8 +416,8 @@ def _final_stats(stats: dict[str, Any], part: np.ndarray, traj: np.ndarray, u: n
     last[:-1] = traj[1:] != traj[:-1]
     for k, code in (*PARTS.items(), ("context", -1)):
         m = part == code
-        stats[k] = {"checkins": int(m.sum()), "users": int(len(np.unique(u[m]))), "pois": int(len(np.unique(p[m]))),
-                    "categories": int(len(np.unique(cat[m]))),
+        stats[k] = {"checkins": int(m.sum()), "users": _n_distinct(u[m], n_users), "pois": _n_distinct(p[m], n_pois),
+                    "categories": _n_distinct(cat[m], n_cats),
                     "trajectories_ending_here": int((m & last).sum())}
         if k in samples:
             stats[k]["samples"] = int(len(samples[k]))

@@ -142,18 +142,49 @@ class CheckinTable:
 
 
 def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Cast to the contract's dtypes and sort by ``(ts, user)`` (stable)."""
+    """Cast to the contract's dtypes and sort by ``(ts, user)`` (stable).
+
+    Text columns stay as pandas stores strings (Arrow-backed ``str`` under pandas 3): no Python
+    object per row. A frame already in order (every source and the generator sort once) is
+    checked in one pass and not sorted again.
+    """
     out = pd.DataFrame({
-        "user": df["user"].astype(str).to_numpy(dtype=object),
-        "poi": df["poi"].astype(str).to_numpy(dtype=object),
-        "category": df["category"].fillna("").astype(str).to_numpy(dtype=object),
+        "user": _text(df["user"]),
+        "poi": _text(df["poi"]),
+        "category": _text(df["category"].fillna("")),
         "lat": pd.to_numeric(df["lat"]).astype(np.float64).to_numpy(),
         "lon": pd.to_numeric(df["lon"]).astype(np.float64).to_numpy(),
         "ts": df["ts"].astype(np.int64).to_numpy(),
         "tz_offset_min": df["tz_offset_min"].astype(np.int32).to_numpy(),
-        "poi_text": df["poi_text"].fillna("").astype(str).to_numpy(dtype=object),
+        "poi_text": _text(df["poi_text"].fillna("")),
     })
-    order = np.lexsort((out["user"].to_numpy(dtype=str), out["ts"].to_numpy()))
-    if not np.all(order[:-1] < order[1:]):
+    if not _is_sorted(out["ts"].to_numpy(), out["user"]):
+        users = out["user"]
+        codes, uniques = pd.factorize(users, sort=False, use_na_sentinel=False)
+        # string order of the distinct users, then (ts, user) by a stable two-key sort
+        rank = np.empty(len(uniques), dtype=np.int64)
+        rank[np.argsort(np.asarray(uniques, dtype=str), kind="stable")] = np.arange(len(uniques))
+        order = np.lexsort((rank[codes], out["ts"].to_numpy()))
         out = out.iloc[order].reset_index(drop=True)
     return out
+
+
+def _text(col: pd.Series) -> Any:
+    """A text column as pandas' string array (positional: the frame's index is dropped)."""
+    return col.astype(str).array
+
+
+def _is_sorted(ts: np.ndarray, user: pd.Series) -> bool:
+    """Rows in ``(ts, user string)`` order? Users are compared only where times tie."""
+    if len(ts) < 2:
+        return True
+    if not np.all(ts[1:] >= ts[:-1]):
+        return False
+    tie = np.flatnonzero(ts[1:] == ts[:-1])
+    if not len(tie):
+        return True
+    # compared as pandas strings (Arrow compares UTF-8 bytes, i.e. code points, in C): no numpy
+    # unicode copy of the tied rows, whose number grows faster than the rows
+    a = user.iloc[tie].reset_index(drop=True)
+    b = user.iloc[tie + 1].reset_index(drop=True)
+    return bool((a <= b).all())

@@ -20,7 +20,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -178,8 +178,17 @@ class RowChecker:
     def require_id(self, values: pd.Series, field: str) -> None:
         """Ids must be non-blank and printable: a NUL or control character makes a phantom id
         (``"u28\\x00"`` beside ``"u28"``) that no user would recognise."""
-        self.require_nonempty(values, field)
-        bad = _matches(values, _CONTROL)
+        def kinds(v: pd.Series) -> np.ndarray:  # one pass over the distinct ids: 1 blank, 2 control
+            arr = v.fillna("").astype(str).to_numpy(dtype=object)
+            blank = (arr == "") | np.fromiter(map(str.isspace, arr), dtype=bool, count=len(arr))
+            control = np.zeros(len(arr), dtype=bool)
+            if _CONTROL.search("".join(arr)) is not None:  # the common case: one C-level scan
+                control = np.fromiter((_CONTROL.search(x) is not None for x in arr), dtype=bool, count=len(arr))
+            return blank.astype(np.int8) | (control.astype(np.int8) << 1)
+
+        kind = by_value(values, kinds)
+        self.flag(kind & 1 > 0, field, lambda i: "empty id")
+        bad = kind & 2 > 0
         self.flag(bad, field, lambda i: f"id {values.iloc[i]!r} contains a control character "
                                         f"({_first_control(values.iloc[i])}); ids must be printable text")
 
@@ -297,12 +306,42 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NUL = re.compile("\x00")
 
 
+def by_value(values: pd.Series, fn: Callable[[pd.Series], Any]) -> Any:
+    """``fn(values)`` computed on one row per distinct value and spread back to every row.
+
+    Ids, coordinates and categories repeat across check-ins (10^7 check-ins hold ~10^5 users and
+    POIs), so per-value Python work (``str.isspace``, ``float()``, ``str()``) runs once per
+    distinct value, and the column is hashed as it is stored (no Python object per row).
+
+    Args:
+        values: ``(N,)`` a column. Floats are told apart by their bits (``-0.0`` from ``0.0``).
+        fn: ``(K,)`` Series of the same dtype, the first row of each distinct value ->
+            ``(K,)`` array or Series (``fn`` must be elementwise).
+
+    Returns:
+        ``(N,)`` numpy array, or a Series when ``fn`` returns one.
+    """
+    key: Any = values
+    if values.dtype.kind == "f":
+        key = np.ascontiguousarray(values.to_numpy()).view(f"i{values.dtype.itemsize}")
+    codes, uniques = pd.factorize(key, use_na_sentinel=False)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write of each code is its first row
+    out = fn(values.iloc[first].reset_index(drop=True))
+    if isinstance(out, pd.Series):
+        return pd.Series(out.array.take(codes))
+    return np.asarray(out)[codes]
+
+
 def _matches(values: pd.Series, pattern: re.Pattern) -> np.ndarray:
-    """``(N,)`` bool: the string contains ``pattern`` (``map`` of a compiled regex: fast)."""
-    arr = values.fillna("").astype(str).to_numpy(dtype=object)
-    if pattern.search("".join(arr)) is None:  # the common case, one C-level scan
-        return np.zeros(len(arr), dtype=bool)
-    return np.fromiter((pattern.search(v) is not None for v in arr), dtype=bool, count=len(arr))
+    """``(N,)`` bool: the string contains ``pattern`` (per distinct value, :func:`by_value`)."""
+    def fn(v: pd.Series) -> np.ndarray:
+        arr = v.fillna("").astype(str).to_numpy(dtype=object)
+        if pattern.search("".join(arr)) is None:  # the common case, one C-level scan
+            return np.zeros(len(arr), dtype=bool)
+        return np.fromiter((pattern.search(x) is not None for x in arr), dtype=bool, count=len(arr))
+
+    return by_value(values, fn)
 
 
 def _first_control(value: str) -> str:
@@ -310,23 +349,41 @@ def _first_control(value: str) -> str:
     return f"{m.group()!r} at position {m.start() + 1}" if m else "none"
 
 
+def is_number_column(values: pd.Series) -> bool:
+    """A numeric (not bool) column, e.g. Parquet's: parsed as it is, no text round trip."""
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
 def blank_mask(values: pd.Series) -> np.ndarray:
-    """``(N,)`` bool: missing, empty or whitespace-only (``map`` of a C method: fast)."""
-    arr = values.fillna("").to_numpy(dtype=object)
-    return (arr == "") | np.fromiter(map(str.isspace, arr), dtype=bool, count=len(arr))
+    """``(N,)`` bool: missing, empty or whitespace-only (per distinct value, :func:`by_value`);
+    in a number column, missing."""
+    if is_number_column(values):
+        return values.isna().to_numpy()
+
+    def fn(v: pd.Series) -> np.ndarray:
+        arr = v.fillna("").to_numpy(dtype=object)
+        return (arr == "") | np.fromiter(map(str.isspace, arr), dtype=bool, count=len(arr))
+
+    return by_value(values, fn)
 
 
 def to_float(values: pd.Series) -> np.ndarray:
-    """``(N,)`` float64 of numeric strings, ``NaN`` where unparsable.
+    """``(N,)`` float64 of numeric strings, ``NaN`` where unparsable (per distinct value).
 
     numpy's own conversion is several times faster than ``pd.to_numeric`` but all-or-nothing,
-    so it is the fast path for clean files.
+    so it is the fast path for clean files. A number column is converted as it is (its text
+    would parse back to the same float64: ``repr`` round-trips), missing values ``NaN``.
     """
-    arr = values.to_numpy(dtype=object)
-    try:
-        return arr.astype(np.float64)
-    except (ValueError, TypeError):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    if is_number_column(values):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def fn(v: pd.Series) -> np.ndarray:
+        try:
+            return v.to_numpy(dtype=object).astype(np.float64)
+        except (ValueError, TypeError):
+            return pd.to_numeric(v, errors="coerce").to_numpy(dtype=np.float64)
+
+    return by_value(values, fn)
 
 
 def _sep_name(sep: str) -> str:
@@ -344,58 +401,97 @@ def finalize(df: pd.DataFrame, report: CleaningReport, *, drop_duplicates: bool 
     ``(lat, lon)``; ties go to the one seen first. Counts go into ``report``.
     """
     df = df.reset_index(drop=True)
-    poi_codes = pd.factorize(df["poi"].to_numpy(dtype=object))[0]
+    poi_codes = pd.factorize(df["poi"])[0]
     if drop_duplicates:
         # Integer codes for the text columns: hashing ints is much faster than hashing strings.
-        key = pd.DataFrame({c: _hashable(df[c]) for c in COLUMNS})
-        key["poi"] = poi_codes
-        dup = key.duplicated().to_numpy()
+        key = {c: poi_codes if c == "poi" else _hashable(df[c]) for c in COLUMNS}
+        dup = duplicate_rows(key)
         report.duplicates_dropped += int(dup.sum())
         if dup.any():
             df, poi_codes = df.loc[~dup].reset_index(drop=True), poi_codes[~dup]
     return canonical_coordinates(df, report, poi_codes)
 
 
+def duplicate_rows(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """``(N,)`` bool: rows equal in every column to an earlier row (``DataFrame.duplicated()``).
+
+    A 64-bit mix of each row's values finds the candidates in one pass over the rows: a row
+    whose mix no other row shares has no equal. Only the candidates (the duplicates, and the
+    rare rows that merely share a mix) are compared column by column, so hashing 8 columns of
+    every row into one table, which grew faster than the rows, happens for those alone.
+    """
+    n = len(next(iter(columns.values())))
+    mix = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for v in columns.values():
+            v = np.asarray(v)
+            if v.dtype.kind == "f":  # equal floats mix equally: -0.0 as 0.0, every NaN as one
+                v = np.where(v == 0, 0.0, np.where(np.isnan(v), np.nan, v)).astype(np.float64)
+                bits = v.view(np.uint64)
+            else:
+                bits = v.astype(np.int64).view(np.uint64)
+            mix = (mix ^ bits) * np.uint64(0x9E3779B97F4A7C15)
+            mix ^= mix >> np.uint64(31)
+    cand = np.flatnonzero(pd.Series(mix).duplicated(keep=False).to_numpy())
+    dup = np.zeros(n, dtype=bool)
+    if len(cand):
+        dup[cand] = pd.DataFrame({c: np.asarray(v)[cand] for c, v in columns.items()}).duplicated().to_numpy()
+    return dup
+
+
 def _hashable(col: pd.Series) -> np.ndarray:
     """Numbers as they are, anything else as ``(N,)`` int factor codes."""
     if pd.api.types.is_numeric_dtype(col.dtype):
         return col.to_numpy()
-    return pd.factorize(col.to_numpy(dtype=object))[0]
+    return pd.factorize(col)[0]
 
 
 def canonical_coordinates(df: pd.DataFrame, report: CleaningReport,
                           poi_codes: np.ndarray | None = None) -> pd.DataFrame:
     """Give every POI its most frequent non-NaN ``(lat, lon)`` (ties: first seen), in numpy.
 
+    Most POIs have one coordinate: every row is compared with its POI's first one (linear), and
+    only the rows of POIs with several are grouped and counted (a sort of those rows alone).
+
     Args:
         df: contract columns in file order; poi_codes: ``(N,)`` int codes of ``df["poi"]``.
     """
     if poi_codes is None:
-        poi_codes = pd.factorize(df["poi"].to_numpy(dtype=object))[0]
+        poi_codes = pd.factorize(df["poi"])[0]
     lat, lon = df["lat"].to_numpy(dtype=np.float64), df["lon"].to_numpy(dtype=np.float64)
     has = np.isfinite(lat) & np.isfinite(lon)
     rows = np.flatnonzero(has)
     if len(rows) == 0:
         return df
-    # Group rows by (poi, lat, lon): sort, then mark where any key changes.
-    order = np.lexsort((lon[rows], lat[rows], poi_codes[rows]))
-    r = rows[order]  # (M,) row numbers, grouped
-    c, la, lo = poi_codes[r], lat[r], lon[r]
-    new = np.ones(len(r), dtype=bool)
-    new[1:] = (c[1:] != c[:-1]) | (la[1:] != la[:-1]) | (lo[1:] != lo[:-1])
-    starts = np.flatnonzero(new)  # (G,) one per (poi, coordinate) group
-    size = np.diff(np.append(starts, len(r)))
-    first = np.minimum.reduceat(r, starts)
-    gpoi = c[starts]
-    multi = int((np.bincount(gpoi) > 1).sum())
+    n_poi = int(poi_codes.max()) + 1
+    c_rows = poi_codes[rows]
+    first_row = np.full(n_poi, -1, dtype=np.int64)
+    first_row[c_rows[::-1]] = rows[::-1]  # the last write of each POI is its first located row
+    f = first_row[c_rows]
+    several = np.zeros(n_poi, dtype=bool)
+    several[c_rows[(lat[rows] != lat[f]) | (lon[rows] != lon[f])]] = True
+    multi = int(several.sum())
     report.pois_recoordinated += multi
     if multi == 0 and has.all():
         return df
-    best = np.lexsort((first, -size, gpoi))  # per POI: most rows, then first seen
-    best = best[np.r_[True, gpoi[best][1:] != gpoi[best][:-1]]]
-    n_poi = int(poi_codes.max()) + 1
     canon_lat, canon_lon = np.full(n_poi, np.nan), np.full(n_poi, np.nan)
-    canon_lat[gpoi[best]], canon_lon[gpoi[best]] = la[starts[best]], lo[starts[best]]
+    located = first_row >= 0
+    canon_lat[located], canon_lon[located] = lat[first_row[located]], lon[first_row[located]]
+    if multi:
+        # Group the rows of those POIs by (poi, lat, lon): sort, then mark where any key changes.
+        rows = rows[several[c_rows]]
+        order = np.lexsort((lon[rows], lat[rows], poi_codes[rows]))
+        r = rows[order]  # (M,) row numbers, grouped
+        c, la, lo = poi_codes[r], lat[r], lon[r]
+        new = np.ones(len(r), dtype=bool)
+        new[1:] = (c[1:] != c[:-1]) | (la[1:] != la[:-1]) | (lo[1:] != lo[:-1])
+        starts = np.flatnonzero(new)  # (G,) one per (poi, coordinate) group
+        size = np.diff(np.append(starts, len(r)))
+        first = np.minimum.reduceat(r, starts)
+        gpoi = c[starts]
+        best = np.lexsort((first, -size, gpoi))  # per POI: most rows, then first seen
+        best = best[np.r_[True, gpoi[best][1:] != gpoi[best][:-1]]]
+        canon_lat[gpoi[best]], canon_lon[gpoi[best]] = la[starts[best]], lo[starts[best]]
     df = df.copy()
     df["lat"], df["lon"] = canon_lat[poi_codes], canon_lon[poi_codes]
     return df

@@ -74,8 +74,8 @@ def dist_bucket_pairs(lat: Tensor, lon: Tensor, a: Tensor, b: Tensor, table: Ten
     else computed in float64. Shapes: ``broadcast(a, b)`` int64."""
     if table is not None and table.numel():
         return table[a, b].long()
-    lat, lon = lat.double(), lon.double()
-    return dist_bucket(haversine_or_zero(lat[a], lon[a], lat[b], lon[b]))
+    # gathered first: a step converts the pairs it reads, not all P coordinates
+    return dist_bucket(haversine_or_zero(lat[a].double(), lon[a].double(), lat[b].double(), lon[b].double()))
 
 
 def pairwise_haversine(lat1: ArrayT, lon1: ArrayT, lat2: ArrayT, lon2: ArrayT) -> ArrayT:

@@ -125,6 +125,42 @@ class HeteroGraphEncoder(nn.Module):
                       for t, x in x_dict.items()}
         return x_dict
 
+    @torch.no_grad()
+    def forward_layerwise(self, x_dict: dict[str, Tensor], graph: HeteroData, chunk: int = 4096
+                          ) -> dict[str, Tensor]:
+        """:meth:`forward` (eval mode) on the whole graph, every neighbour, one block at a time
+        with destination nodes in chunks of ``chunk``: exact, ``O(E)`` work per block, memory
+        bounded by a chunk's in-edges (evaluation of graphs too large for one full-batch pass).
+        Needs a layer with ``supports_bipartite`` (a chunk is a bipartite ``(all, chunk)`` step).
+        """
+        kw = self.edge_kwargs(graph)
+        for conv, norms in zip(self.convs, self.norms):
+            out: dict[str, list[Tensor]] = {}
+            for et, c in conv.convs.items():
+                src, _, dst = et
+                ei = graph[et].edge_index
+                n_dst, n_e = x_dict[dst].shape[0], ei.shape[1]
+                order = torch.argsort(ei[1], stable=True)                     # edges grouped by destination
+                ptr = torch.searchsorted(ei[1][order], torch.arange(0, n_dst + chunk, chunk, device=ei.device))
+                extra = {k[:-5]: v[et] for k, v in kw.items() if et in v}
+                # a conv that adds self loops needs the destinations at their own ids (it adds
+                # one per node): it sees every node and the chunk's rows are kept
+                whole = src == dst and getattr(c, "add_self_loops", False)
+                parts = []
+                for i, a in enumerate(range(0, n_dst, chunk)):
+                    e = order[ptr[i]:ptr[i + 1]]                              # in-edges of nodes [a, a + chunk)
+                    ekw = {k: (v[e] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_e else v)
+                           for k, v in extra.items()}
+                    if whole:
+                        parts.append(c(x_dict[src], ei[:, e], **ekw)[a:a + chunk])
+                    else:
+                        ei_c = torch.stack([ei[0, e], ei[1, e] - a])
+                        parts.append(c((x_dict[src], x_dict[dst][a:a + chunk]), ei_c, **ekw))
+                out.setdefault(dst, []).append(torch.cat(parts))               # (N_dst, dim)
+            x_dict = {t: norms[t](x + F.relu(torch.stack(out[t]).sum(0))) if t in out else x
+                      for t, x in x_dict.items()}
+        return x_dict
+
     def last_layer_attention(self, x_dict: dict[str, Tensor], graph: HeteroData, dst: str = "poi") -> dict:
         """``{edge_type: (edge_index, alpha (E, heads))}`` of the last block's relations into ``dst``.
 

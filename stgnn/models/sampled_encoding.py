@@ -3,9 +3,12 @@
 :class:`SampledGraphEncoding` runs a :class:`~stgnn.models.graph_encoder.HeteroGraphEncoder` on
 the neighbourhoods :class:`~stgnn.graph.sampling.TemporalNeighborSampler` draws (``fanout``
 neighbours per relation and hop) around only the nodes a training step needs
-(:func:`needed_nodes`); for evaluation, :meth:`SampledGraphEncoding.encode_all` encodes every
-user and POI in chunks with a fixed sampler seed, so scores are deterministic. With a fan-out of
-at least every node's degree it computes exactly what the full-batch encoder does (tested).
+(:func:`needed_nodes`). For evaluation, :meth:`SampledGraphEncoding.encode_all` encodes every
+user and POI once: with a layer that ``supports_bipartite`` on every neighbour, block by block in
+destination chunks (:meth:`~stgnn.models.graph_encoder.HeteroGraphEncoder.forward_layerwise`:
+exact, ``O(E)`` per evaluation), else on sampled neighbourhoods chunk by chunk with a fixed
+sampler seed, so scores are deterministic. With a fan-out of at least every node's degree the
+sampled encoding computes exactly what the full-batch encoder does (tested).
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from stgnn.models.graph_encoder import HeteroGraphEncoder, graph_end_time
 
 NodeInputs = Callable[[dict[str, Tensor]], dict[str, Tensor]]  # {type: ids} -> {type: (len(ids), dim)}
 EDGE_KEYS = ("edge_time", "time", "edge_weight", "count", "edge_attr")  # per-edge data a subgraph keeps
+#: Destination nodes per chunk of the layer-wise evaluation encoding: each chunk also projects
+#: every source node once, so chunks are not small (memory: a chunk's in-edges, ~0.5 GB at 10^7 check-ins).
+LAYERWISE_CHUNK = 8_192
 
 
 class SampledGraphEncoding:
@@ -66,8 +72,13 @@ class SampledGraphEncoding:
     @torch.no_grad()
     def encode_all(self, encoder: HeteroGraphEncoder, node_inputs: NodeInputs, sizes: dict[str, int],
                    device: torch.device) -> dict[str, Tensor]:
-        """Every node of the types in ``sizes`` ``{type: count}``, chunk by chunk, with a fixed
-        sampler seed so evaluation is deterministic."""
+        """Every node of the types in ``sizes`` ``{type: count}``: on every neighbour, layer by
+        layer, when the encoder's layer ``supports_bipartite``; else on sampled neighbourhoods,
+        chunk by chunk, with a fixed sampler seed so evaluation is deterministic."""
+        if encoder.caps.supports_bipartite:  # exact: every neighbour, destination chunk by chunk
+            x = node_inputs({t: torch.arange(self.graph[t].num_nodes, device=device) for t in encoder.node_types})
+            h = encoder.forward_layerwise(x, self.graph, max(self.chunk, LAYERWISE_CHUNK))
+            return {t: h[t] for t in sizes}
         gen = torch.Generator(device=self.sampler.device)
         gen.manual_seed(0)
         out = {}

@@ -18,7 +18,7 @@ Read top to bottom, one sample at a time:
    (pointer) distribution over the POIs in the memory, with a learned gate:
    ``p = g * p_copy + (1 - g) * p_gen``. About 70% of NYC test targets are revisits, which the
    pointer captures directly. ``score`` returns ``log p``; ``loss`` is its NLL (full softmax;
-   ``num_sampled > 0`` samples the generate softmax's negatives for very large POI sets).
+   ``num_sampled > 0`` samples the generate softmax's negatives, the default above 20,000 POIs).
 
 Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``text``
 (none/given), ``time_enc`` (none/tow), ``space_enc`` (none/bucket), ``attention`` (none/st),
@@ -36,8 +36,11 @@ category, region, coordinates, graph neighbours); at evaluation, POIs without a 
 check-in are scored from content only (their ids were trained only as negatives).
 
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) encodes only the
-nodes a step needs (:mod:`stgnn.models.sampled_encoding`); above ``dist_matrix_max_pois`` POIs
-distances are computed per batch instead of from the ``(P, P)`` bucket table.
+nodes a step needs, on sampled neighbourhoods (:mod:`stgnn.models.sampled_encoding`; evaluation
+encodes every node once and caches it until the next training step). Above
+``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table is not built and distances are
+computed per batch. Large POI sets: a sampled-softmax step touches only the POIs it reads, no
+``(B, P)`` tensor (:mod:`stgnn.models.sampled_softmax`).
 
 Inputs and leakage: :meth:`STGNN.from_inputs` takes the training graph, snapshots, text vectors
 and coordinates from :class:`~stgnn.inputs.ModelInputs` (built from ``part == 0`` check-ins, so
@@ -55,7 +58,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from stgnn.data.batch import Batch
-from stgnn.features.space import N_DIST_BUCKETS, dist_bucket_pairs, dist_bucket_table
+from stgnn.features.space import N_DIST_BUCKETS
 from stgnn.features.time import HOURS_PER_WEEK, N_TIME_BUCKETS, hour_of_week, time_bucket
 from stgnn.inputs import InputSpec, ModelInputs
 from stgnn.layers import resolve
@@ -64,15 +67,17 @@ from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 from stgnn.models.explain import explain
 from stgnn.models.graph_encoder import HeteroGraphEncoder
+from stgnn.models.poi_distances import PoiDistances
 from stgnn.models.prior import ReferencePrior
 from stgnn.models.sampled_encoding import SampledGraphEncoding, needed_nodes
+from stgnn.models.sampled_softmax import draw_negatives, resolve_num_sampled, sampled_log_p_gen
 
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
 
 
 # ---------------------------------------------------------------------------- the model
-class STGNN(Recommender):
+class STGNN(PoiDistances, Recommender):
     """Heterogeneous graph + sequence + spatiotemporal attention + pointer recommender.
 
     Args:
@@ -87,8 +92,8 @@ class STGNN(Recommender):
         time_enc, space_enc, attention, copy: ablation switches (module docstring).
         seq_encoder: ``"transformer"``, ``"lstm"``, ``"gru"`` or ``"none"``.
         heads, seq_layers, dropout: sequence-encoder sizes.
-        num_sampled: ``> 0``: the generate softmax in ``loss`` uses the target and this many
-            uniformly sampled negatives (scores stay full-ranking).
+        num_sampled: ``> 0``: the generate softmax in ``loss`` uses the targets and this many uniform
+            negatives shared by the batch (:mod:`~stgnn.models.sampled_softmax`; ``"auto"``: above 20k POIs).
         id_dropout: probability of dropping a POI's id embedding and bias per training step
             (module docstring, cold start); POIs unseen in training always use content only.
         sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling) or
@@ -122,7 +127,7 @@ class STGNN(Recommender):
                  graph: str = "temporal", graph_layers: int = 2, text: str = "given",
                  text_emb: Tensor | None = None, time_enc: str = "tow", space_enc: str = "bucket",
                  attention: str = "st", copy: str = "pointer", seq_encoder: str = "transformer",
-                 heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int = 0,
+                 heads: int = 2, seq_layers: int = 2, dropout: float = 0.1, num_sampled: int | str = "auto",
                  id_dropout: float = 0.0,
                  sampling: str = "auto", fanout: list[int] | None = None, auto_edges: int = 2_000_000,
                  sample_chunk: int = 4096, dist_matrix_max_pois: int = 20_000,
@@ -142,7 +147,8 @@ class STGNN(Recommender):
         fanout = list(fanout) if fanout is not None else [15] * graph_layers
         if len(fanout) != graph_layers:
             raise ValueError(f"fanout {fanout} needs one entry per graph layer ({graph_layers})")
-        self.opts, self.dim, self.dropout, self.num_sampled = opts, dim, dropout, num_sampled
+        self.opts, self.dim, self.dropout = opts, dim, dropout
+        self.num_sampled = resolve_num_sampled(num_sampled, num_pois)
         self.sampling, self.fanout, self.auto_edges, self.sample_chunk = sampling, fanout, auto_edges, sample_chunk
         self.sampler: SampledGraphEncoding | None = None   # when the graph is sampled
         self._eval_nodes: dict[str, Tensor] | None = None   # all-node encodings cached for evaluation
@@ -189,7 +195,7 @@ class STGNN(Recommender):
         # attach_coordinates (the builder makes it once for every run sharing the inputs)
         self.dist_matrix_max_pois = dist_matrix_max_pois
         self.register_buffer("poi_dist_bucket", torch.zeros((0, 0), dtype=torch.uint8), persistent=False)
-        self.prior = ReferencePrior.from_option(prior, num_users, num_pois, dim, num_sampled)   # None: off
+        self.prior = ReferencePrior.from_option(prior, num_users, num_pois, dim, self.num_sampled)   # None: off
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -234,35 +240,6 @@ class STGNN(Recommender):
             self.prior.prepare(inputs)
         if self.opts["graph"] != "none":
             self.attach_graph(inputs.graph)
-
-    def attach_coordinates(self, lat: Tensor, lon: Tensor, dist_table: Tensor | None = None,
-                           build_table: bool = True) -> None:
-        """Set the ``(P,)`` POI coordinates (degrees; NaN = unknown) and their ``(P, P)`` distance-bucket
-        table: ``dist_table`` (the builder's), else computed when ``build_table`` and ``num_pois <=
-        dist_matrix_max_pois`` (else distances are computed per batch, if at all)."""
-        if lat.shape != (self.num_pois,) or lon.shape != (self.num_pois,):
-            raise ValueError(f"coordinates must be ({self.num_pois},), got {tuple(lat.shape)} and {tuple(lon.shape)}")
-        self.poi_lat = lat.to(self.poi_lat.device, torch.float32)
-        self.poi_lon = lon.to(self.poi_lon.device, torch.float32)
-        if dist_table is None and build_table and self.num_pois <= self.dist_matrix_max_pois:
-            dist_table = dist_bucket_table(self.poi_lat, self.poi_lon)
-        self.poi_dist_bucket = (dist_table if dist_table is not None else self.poi_dist_bucket[:0, :0]).to(
-            self.poi_lat.device)
-
-    @property
-    def has_dist_table(self) -> bool:
-        """Whether the ``(P, P)`` distance-bucket table is held (else distances per batch)."""
-        return self.poi_dist_bucket.numel() > 0
-
-    def dist_rows(self, a: Tensor) -> Tensor:
-        """``(*a, P)`` int64 distance bucket from each POI in ``a`` to every POI."""
-        if self.has_dist_table:
-            return self.poi_dist_bucket[a].long()
-        return self.dist_pairs(a[..., None], torch.arange(self.num_pois, device=a.device))
-
-    def dist_pairs(self, a: Tensor, b: Tensor) -> Tensor:
-        """Distance bucket between POIs ``a`` and ``b`` (broadcast shapes), int64."""
-        return dist_bucket_pairs(self.poi_lat, self.poi_lon, a, b, self.poi_dist_bucket)
 
     def attach_snapshots(self, snaps: list[tuple[Tensor, Tensor]]) -> None:
         """Use ``[(edge_index (2, E_i), count (E_i,)), ...]`` (oldest first) as the snapshots the
@@ -341,9 +318,10 @@ class STGNN(Recommender):
             x[t] = v
         return x
 
-    def encode_graph(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """The graph encoder's node representations, plus the recurrent snapshot state on POIs."""
-        G = self._encode_structure(need)
+    def encode_graph(self, need: dict[str, Tensor] | None = None, compact: bool = False) -> dict[str, Tensor]:
+        """The graph encoder's node representations, plus the recurrent snapshot state on POIs
+        (``compact``: only the ``need`` rows, in their order)."""
+        G = self._encode_structure(need, compact)
         if self.cell is None or not self.snapshot_edges:
             return G
         x = self.node_inputs({"poi": torch.arange(self.num_pois, device=self.poi_bias.device)})["poi"]  # (P, d)
@@ -351,20 +329,24 @@ class STGNN(Recommender):
         h = None
         for ei, count in self.snapshot_edges:             # oldest week first
             h = self.cell(x, ei, torch.log1p(count.float()), h)                  # (P, d)
-        return {**G, "poi": self.cell_norm(G["poi"] + h)}
+        return {**G, "poi": self.cell_norm(G["poi"] + (h[need["poi"]] if compact else h))}
 
-    def _encode_structure(self, need: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    def _encode_structure(self, need: dict[str, Tensor] | None = None, compact: bool = False) -> dict[str, Tensor]:
         """``{"user": (U, dim), "poi": (P, dim), ...}`` node representations for this forward: every
         node full-batch; sampled, only the ``need`` ``{"user"|"poi": ids}`` nodes (the other rows
-        hold their graph-free inputs, unused), and in eval mode every node once, cached until ``train()``."""
+        hold their graph-free inputs, unused), and in eval mode every node once, cached until ``train()``.
+        ``compact``: only the ``need`` rows, ``{t: (len(need[t]), dim)}``."""
         if self.graph_encoder is None:
             if self.opts["graph"] != "none":
                 raise RuntimeError("STGNN needs its training graph: build it with STGNN.from_inputs(inputs) "
                                    "or call attach_graph(data)")
-            return self.node_inputs()
+            return self.node_inputs(need) if compact else self.node_inputs()
         if self.sampler is None:
             x = {t: v for t, v in self.node_inputs().items() if t in self.graph_encoder.node_types}
-            return self.graph_encoder(x, self.graph_data)
+            G = self.graph_encoder(x, self.graph_data)
+            return {t: G[t][need[t]] for t in need} if compact else G
+        if compact:
+            return self.sampler.encode(self.graph_encoder, self.node_inputs, need)
         sizes = {"user": self.num_users, "poi": self.num_pois}
         if not self.training:
             if self._eval_nodes is None:
@@ -390,24 +372,31 @@ class STGNN(Recommender):
             return self._id_keep
         return self.poi_seen if self.id_dropout > 0 and not self.training else None
 
-    def forward(self, batch: Batch, extra_pois: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, batch: Batch, columns: Tensor | None = None) -> dict[str, Tensor]:
         """All intermediate results; ``score``/``loss``/``explain`` read what they need.
 
         Returns the generate logits ``gen (B, P)`` (float32), ``u (B, dim)`` and the memory:
         ``mem_poi, mem_ts, mem_mask, att_w (B, M)``; with the pointer also ``copy_w (B, M)``,
-        ``gate (B,)`` and ``p_copy (B, P)``. :meth:`log_probs` turns them into scores.
+        ``gate (B,)`` and ``p_copy (B, P)``. :meth:`log_probs` turns them into scores. With
+        ``columns`` (``(C,)`` sorted unique POI ids: a sampled-softmax step's candidates) only the
+        POIs the step reads are encoded, ``gen`` is ``(B, C)`` and the pointer gives
+        ``p_copy_target (B, 1)``, its mass on each target: nothing of size ``P`` per sample.
         """
         self._id_keep = self._draw_id_keep() if self.training else None      # (P,) or None
-        need = (needed_nodes(batch, self.num_pois, self.num_sampled, extra_pois)  # sampled: what this step reads
-                if self.sampler is not None and self.training else None)
-        G = self.encode_graph(need)
-        g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d)
+        sampled = self.sampler is not None and self.training
+        need = (needed_nodes(batch, self.num_pois, self.num_sampled, columns)  # what this step reads
+                if sampled or columns is not None else None)
+        G = self.encode_graph(need, compact=columns is not None)
+        g_poi = F.dropout(G["poi"], self.dropout, self.training)             # (P, d) or (N_need, d)
+        rows = ((lambda idx: g_poi[idx]) if columns is None                  # noqa: E731 POI ids -> rows of g_poi
+                else (lambda idx: g_poi[torch.searchsorted(need["poi"], idx)]))
+        g_user = G["user"][batch.user if columns is None else torch.searchsorted(need["user"], batch.user)]
         use_t, use_s = self.opts["time_enc"] == "tow", self.opts["space_enc"] == "bucket"
         tq, tzq = batch.query_time()             # (B,), (B,): the target's time if known, else the last check-in's
         last = batch.last_poi                                                # (B,) the query place
 
         # --- sequence encoder over the prefix
-        x = g_poi[batch.poi]                                                 # (B, L, d)
+        x = rows(batch.poi)                                                  # (B, L, d)
         if use_t:
             prev_ts = torch.cat([batch.ts[:, :1], batch.ts[:, :-1]], 1)      # (B, L)
             x = x + self.tow_emb(hour_of_week(batch.ts, batch.tz)) + self.dt_emb(time_bucket(batch.ts - prev_ts))
@@ -422,7 +411,7 @@ class STGNN(Recommender):
         mem_ts = torch.cat([batch.hist_ts, batch.ts], 1)                     # (B, M)
         mem_tz = torch.cat([batch.hist_tz, batch.tz], 1)                     # (B, M)
         mem_mask = torch.cat([batch.hist_mask, batch.mask], 1)              # (B, M)
-        keys = g_poi[mem_poi]                                                # (B, M, d)
+        keys = rows(mem_poi)                                                 # (B, M, d)
         if use_t:
             keys = keys + self.tow_emb(hour_of_week(mem_ts, mem_tz)) + self.dt_emb(time_bucket(tq[:, None] - mem_ts))
         if use_s:
@@ -440,19 +429,27 @@ class STGNN(Recommender):
             att_w, ctx = keys.new_zeros(mem_mask.shape), q.new_zeros(q.shape)
 
         # --- user/query vector and the two distributions
-        u = self.fuse(torch.cat([q, ctx, G["user"][batch.user], tow_q], -1))  # (B, d)
+        u = self.fuse(torch.cat([q, ctx, g_user, tow_q], -1))               # (B, d)
         keep = self._poi_keep()                                              # (P,) or None
         bias = self.poi_bias if keep is None else torch.where(keep, self.poi_bias, self.content_bias)  # (P,)
-        gen = (u @ self.out_poi(g_poi).T).float() + bias                     # (B, P)
-        if use_s:
-            gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
+        if columns is None:
+            gen = (u @ self.out_poi(g_poi).T).float() + bias                 # (B, P)
+            if use_s:
+                gen = gen + self.dist_pref(u).float().gather(1, self.dist_rows(last))  # (B, P)
+        else:
+            gen = (u @ self.out_poi(rows(columns)).T).float() + bias[columns]  # (B, C)
+            if use_s:
+                gen = gen + self.dist_pref(u).float().gather(1, self.dist_pairs(last[:, None], columns[None, :]))
         out = {"gen": gen, "u": u, "mem_poi": mem_poi, "mem_ts": mem_ts, "mem_mask": mem_mask, "att_w": att_w}
         if self.opts["copy"] == "pointer":
             c = torch.einsum("bd,bmd->bm", self.copy_q(u), keys).float() * scale  # (B, M)
             copy_w = c.masked_fill(~mem_mask, neg).softmax(-1)               # (B, M)
-            p_copy = torch.zeros_like(gen).scatter_add_(1, mem_poi, copy_w)  # (B, P)
             gate = torch.sigmoid(self.gate(u).float())                       # (B, 1)
-            out.update(copy_w=copy_w, gate=gate[:, 0], p_copy=p_copy)
+            out.update(copy_w=copy_w, gate=gate[:, 0])
+            if columns is None:
+                out["p_copy"] = torch.zeros_like(gen).scatter_add_(1, mem_poi, copy_w)  # (B, P)
+            else:  # the pointer's mass on each target: the weight of the memory items that are it
+                out["p_copy_target"] = (copy_w * (mem_poi == batch.target_poi[:, None])).sum(1, keepdim=True)
         return out
 
     def _mix(self, out: dict[str, Tensor], log_p_gen: Tensor, p_copy: Tensor | None) -> Tensor:
@@ -474,18 +471,20 @@ class STGNN(Recommender):
         y = batch.target_poi                                                  # (B,)
         if self.prior is not None and self.prior.fusion == "joint":  # renormalised over every POI
             return F.nll_loss(self.score(batch), y)
-        sampled = self.num_sampled > 0 and self.training
-        neg = torch.randint(0, self.num_pois, (len(y), self.num_sampled), device=y.device) if sampled else None
-        out = self(batch, extra_pois=neg)                                     # neg: (B, K)
-        if sampled:
-            cand = torch.cat([y[:, None], neg], 1)                           # (B, 1+K)
-            logits = out["gen"].gather(1, cand).masked_fill(torch.cat(
-                [torch.zeros_like(y[:, None], dtype=torch.bool), neg == y[:, None]], 1), float("-inf"))
-            log_p_gen = logits.log_softmax(-1)[:, :1]                        # (B, 1)
-        else:
-            log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])     # (B, 1)
+        if self.num_sampled > 0 and self.training:
+            return self._sampled_loss(batch)
+        out = self(batch)
+        log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])         # (B, 1)
         p_copy = out["p_copy"].gather(1, y[:, None]) if "p_copy" in out else None
         return -self._mix(out, log_p_gen, p_copy).mean()
+
+    def _sampled_loss(self, batch: Batch) -> Tensor:
+        """NLL with the generate softmax over each target and ``num_sampled`` shared negatives,
+        scoring only those columns (:mod:`stgnn.models.sampled_softmax`)."""
+        neg, columns = draw_negatives(batch.target_poi, self.num_pois, self.num_sampled)  # (K,), (C,)
+        out = self(batch, columns=columns)                                    # gen: (B, C)
+        log_p_gen = sampled_log_p_gen(out["gen"], columns, batch.target_poi, neg)  # (B, 1)
+        return -self._mix(out, log_p_gen, out.get("p_copy_target")).mean()
 
     def explain(self, batch: Batch, k: int = 3) -> list[dict[str, Any]]:
         """Top POIs and the memory check-ins and graph neighbours behind them (:mod:`stgnn.models.explain`)."""

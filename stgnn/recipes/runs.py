@@ -92,6 +92,7 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
     """
     from stgnn.inputs import INPUTS_FILE
     from stgnn.registry import build_model
+    from stgnn.train import distributed
     from stgnn.train.loop import fit
     from stgnn.train.logging import write_run
     from stgnn.train.seed import seed_everything
@@ -113,10 +114,12 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
         model = build_model(cfg.model, inputs, **cfg.model_kwargs)
         run_dir.mkdir(parents=True, exist_ok=True)
         history = fit(model, split, train_cfg, run_dir, resume=resume)
-        inputs.save(run_dir / INPUTS_FILE)
-        write_run(run_dir, run_cfg, history, environment(history.device))
-    if not (run_dir / "slices.json").is_file():
+        if distributed.is_main():  # under torchrun, rank 0 alone writes the run
+            inputs.save(run_dir / INPUTS_FILE)
+            write_run(run_dir, run_cfg, history, environment(history.device))
+    if distributed.is_main() and not (run_dir / "slices.json").is_file():
         write_slices(run_dir, split)
+    distributed.barrier()
     return json.loads((run_dir / "metrics.json").read_text())
 
 
@@ -144,8 +147,11 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
         if vals:
             mu, sd = mean_std(vals)
             summary[m] = {"mean": mu, "std": sd}
-    atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
-    atomic_write_json(out_dir / "summary.json", {"seeds": cfg.seeds, "test": summary})
+    from stgnn.train import distributed
+
+    if distributed.is_main():  # under torchrun, rank 0 alone writes
+        atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
+        atomic_write_json(out_dir / "summary.json", {"seeds": cfg.seeds, "test": summary})
     return {"runs": runs, "summary": summary}
 
 

@@ -10,6 +10,11 @@ Reproducibility: every random source is seeded from ``cfg.seed``; ``last.pt`` ho
 state (all RNGs, the shuffle generator, optimizer, scheduler, scaler, counters), so a killed run
 resumed with ``resume=True`` ends with exactly the metrics and weights of an uninterrupted run
 on CPU. The scheduler's own options (e.g. cosine ``T_max``) are restored from the checkpoint.
+
+Started by ``torchrun`` (:mod:`stgnn.train.distributed`), the same loop runs DistributedDataParallel:
+each rank trains on its share of every global batch (``cfg.batch_size`` stays the global batch),
+val/test are scored in blocks and gathered, rank 0 alone writes ``last.pt``/``best.pt``/curves, and
+``last.pt`` holds every rank's RNG state. In one process none of this changes anything.
 """
 from __future__ import annotations
 
@@ -31,8 +36,9 @@ from stgnn.data.batch import SampleLoader
 from stgnn.data.information import InformationSetting
 from stgnn.data.split import Split
 from stgnn.eval.evaluate import autocast, evaluate
-from stgnn.eval.metrics import metric_names
+from stgnn.eval.metrics import metric_names, metrics_from_ranks
 from stgnn.models.base import Recommender
+from stgnn.train import distributed
 from stgnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from stgnn.train.history import History
 from stgnn.train.logging import RunLogger
@@ -102,8 +108,8 @@ def _train_epoch(model: Recommender, loader: SampleLoader, opt: torch.optim.Opti
     for step, batch in enumerate(bar):
         batch = batch.to(device, non_blocking=True)
         with autocast(device, cfg.amp):
-            loss = model.loss(batch)
-        value = float(loss.detach())
+            loss = distributed.loss(model, batch)  # model.loss(batch); through DDP's forward when wrapped
+        value = distributed.all_mean(float(loss.detach()), len(batch))  # every rank sees the same value
         if not math.isfinite(value):
             raise NonFiniteLossError(epoch, step, batch.index.cpu().numpy(), value)
         opt.zero_grad(set_to_none=True)
@@ -139,7 +145,7 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
         NonFiniteLossError: a NaN/inf loss; ``last.pt`` still holds the previous epoch.
     """
     t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    device = distributed.setup(cfg.device) or resolve_device(cfg.device)  # torchrun: this rank's device
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     valid = metric_names()
@@ -151,30 +157,32 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     gen = seed_everything(cfg.seed, cfg.deterministic)
+    distributed.seed_rank(cfg.seed)  # under torchrun: each rank its own dropout/negatives stream
 
     model.to(device)
     info = InformationSetting.from_protocol(split.protocol)
     kw = loader_options(info, cfg, model.uses_target_time)
-    val_loader = SampleLoader(split, "val", cfg.eval_batch_size, **kw)
-    test_loader = SampleLoader(split, "test", cfg.eval_batch_size, **kw)
+    # under torchrun each rank scores its block of the samples; _evaluate gathers the ranks
+    val_loader = SampleLoader(split, distributed.shard(split.samples["val"]), cfg.eval_batch_size, **kw)
+    test_loader = SampleLoader(split, distributed.shard(split.samples["test"]), cfg.eval_batch_size, **kw)
     eval_amp = cfg.amp if cfg.eval_amp else "none"
 
     rows: list[dict[str, Any]] = []
     best_score, best_epoch, stopped = -math.inf, 0, False
     if model.trainable:
-        if len(val_loader.targets) == 0:
+        if len(split.samples["val"]) == 0:
             raise ValueError(f"{split!r} has no validation samples; early stopping needs them")
         rows, best_score, best_epoch, stopped = _train(model, split, cfg, run_dir, resume, device, gen, kw,
                                                        val_loader, eval_amp)
 
-    val_metrics, val_ranks = evaluate(model, val_loader, device, eval_amp)
-    test_metrics, test_ranks = evaluate(model, test_loader, device, eval_amp)
+    val_metrics, val_ranks = _evaluate(model, val_loader, device, eval_amp)
+    test_metrics, test_ranks = _evaluate(model, test_loader, device, eval_amp)
     if not model.trainable:
         best_score = val_metrics[cfg.monitor]
     return History(
         rows=rows, monitor=cfg.monitor, best_epoch=best_epoch, best_score=float(best_score),
         val_metrics=val_metrics, test_metrics=test_metrics, val_ranks=val_ranks, test_ranks=test_ranks,
-        val_index=val_loader.targets.copy(), test_index=test_loader.targets.copy(),
+        val_index=split.samples["val"].copy(), test_index=split.samples["test"].copy(),
         seconds_per_epoch=[float(r["seconds"]) for r in rows], total_seconds=time.perf_counter() - t_start,
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
@@ -182,6 +190,17 @@ def fit(model: Recommender, split: Split, cfg: TrainConfig, run_dir: str | Path 
         split_fingerprint=split.fingerprint(), dataset=split.name,
         information={**info.to_dict(), "target_time_read": kw["target_time"] == "known"},
     )
+
+
+def _evaluate(model: Recommender, loader: SampleLoader, device: torch.device, amp: str
+              ) -> tuple[dict[str, float], np.ndarray]:
+    """:func:`evaluate` of this rank's samples; under torchrun the ranks of every rank are
+    gathered, so metrics (and early stopping) are the same everywhere."""
+    metrics, ranks = evaluate(model, loader, device, amp)
+    if distributed.is_active():
+        ranks = distributed.gather_ranks(ranks)
+        metrics = metrics_from_ranks(ranks)
+    return metrics, ranks
 
 
 # options that may change between a run and its resumption without breaking exactness
@@ -209,7 +228,9 @@ def _train(model: Recommender, split: Split, cfg: TrainConfig, run_dir: Path | N
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{type(model).__name__} is trainable but has no parameters requiring grad")
-    train_loader = SampleLoader(split, "train", cfg.batch_size, shuffle=True, generator=gen, **kw)
+    train_loader = distributed.epochs(SampleLoader(split, "train", cfg.batch_size, shuffle=True, generator=gen, **kw))
+    step_model = distributed.wrap(model, device)  # DDP around model.loss under torchrun, else model
+    main = distributed.is_main()                   # rank 0 alone writes checkpoints and curves
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
@@ -227,21 +248,22 @@ def _train(model: Recommender, split: Split, cfg: TrainConfig, run_dir: Path | N
         scaler.load_state_dict(st["scaler"])
         rows, best_score, best_epoch = list(st["rows"]), float(st["best_score"]), int(st["best_epoch"])
         bad, stopped, start = int(st["bad_epochs"]), bool(st["stopped"]), int(st["epoch"]) + 1
-        set_rng_state(st["rng"])
+        set_rng_state(distributed.own_rng(st))
         gen.set_state(st["shuffle_rng"])
-        _check_resume(run_dir, st, cfg)
+        if main:
+            _check_resume(run_dir, st, cfg)
         log.info("resumed %s at epoch %d (best %s=%.5f at epoch %d)", last, start, cfg.monitor, best_score, best_epoch)
     elif resume:
         log.info("resume: no %s yet; starting fresh", last)
 
-    logger = RunLogger(run_dir, cfg.tensorboard, start_epoch=start)
+    logger = RunLogger(run_dir if main else None, cfg.tensorboard, start_epoch=start)
     try:
         for epoch in range(start, cfg.epochs + 1):
             if stopped:
                 break
             t0 = time.perf_counter()
-            train_loss = _train_epoch(model, train_loader, opt, scaler, cfg, device, epoch)
-            val, _ = evaluate(model, val_loader, device, eval_amp)
+            train_loss = _train_epoch(step_model, train_loader, opt, scaler, cfg, device, epoch)
+            val, _ = _evaluate(model, val_loader, device, eval_amp)
             score = val[cfg.monitor]
             lr = opt.param_groups[0]["lr"]
             improved = score > best_score + cfg.min_delta
@@ -258,12 +280,13 @@ def _train(model: Recommender, split: Split, cfg: TrainConfig, run_dir: Path | N
             stopped = cfg.patience > 0 and bad >= cfg.patience
             rows.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
                          "lr": lr, "seconds": time.perf_counter() - t0})
-            if run_dir is not None:
+            rngs = distributed.rng_states(rng_state())  # {"rng": ...} (+ every rank's under torchrun)
+            if run_dir is not None and main:
                 save_checkpoint(last, {
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict() if sched is not None else {}, "scaler": scaler.state_dict(),
                     "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad,
-                    "stopped": stopped, "rows": rows, "rng": rng_state(), "shuffle_rng": gen.get_state(),
+                    "stopped": stopped, "rows": rows, **rngs, "shuffle_rng": gen.get_state(),
                     "train_config": dataclasses.asdict(cfg),
                 })
                 # after last.pt: a kill in between is repaired on resume (last.pt's model is the best)
@@ -276,6 +299,7 @@ def _train(model: Recommender, split: Split, cfg: TrainConfig, run_dir: Path | N
         logger.close()
 
     if best_epoch > 0:
+        distributed.barrier()  # rank 0 has written best.pt
         if run_dir is not None:
             best_state = load_checkpoint(run_dir / BEST)["model"]
         assert best_state is not None  # set whenever best_epoch > 0

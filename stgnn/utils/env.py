@@ -36,6 +36,9 @@ def environment(device: str | None = None) -> dict[str, Any]:
     import torch
 
     cuda = torch.cuda.is_available()
+    dist = torch.distributed
+    ranks = ({"distributed": {"world_size": dist.get_world_size(), "backend": dist.get_backend()}}
+             if dist.is_available() and dist.is_initialized() else {})  # under torchrun only
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -52,6 +55,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "git_sha": git_sha(),
         "command": " ".join(sys.argv),
+        **ranks,
     }
 
 

@@ -225,3 +225,24 @@ def test_synthetic_split_fixture(synthetic_split, synthetic_table) -> None:
     train = np.flatnonzero(s.part == 0)
     firsts = np.isin(train, s.traj_ptr[:-1])
     np.testing.assert_array_equal(np.sort(np.concatenate([s.samples["train"], train[firsts]])), train)
+
+
+def test_row_order_of_the_table_does_not_matter(synthetic_table) -> None:
+    """make_split sorts by user alone when the table is time-sorted (as a CheckinTable is) and
+    by (user, time, row) otherwise: both give the same split."""
+    cfg = ProtocolConfig(min_user_checkins=5, min_poi_checkins=3)
+    ref = make_split(synthetic_table, cfg)
+    shuffled = CheckinTable(synthetic_table.df, name=synthetic_table.name)
+    shuffled.df = synthetic_table.df.sample(frac=1.0, random_state=0)  # bypasses the table's sort
+    assert not (np.diff(shuffled.df["ts"].to_numpy()) >= 0).all()
+    assert make_split(shuffled, cfg).fingerprint() == ref.fingerprint()
+
+
+def test_table_sorts_by_time_then_user_string() -> None:
+    df = pd.DataFrame({"user": ["u2", "u10", "u1", "u3"], "poi": ["a", "b", "c", "d"], "category": "",
+                       "lat": 0.0, "lon": 0.0, "ts": [5, 5, 9, 1], "tz_offset_min": 0, "poi_text": ""},
+                      index=[7, 3, 9, 1])
+    t = CheckinTable(df)
+    assert t.df["user"].tolist() == ["u3", "u10", "u2", "u1"]  # "u10" < "u2" as strings
+    assert t.df.index.tolist() == [0, 1, 2, 3]
+    assert str(t.df["user"].dtype) == str(pd.Series(["x"]).dtype)  # pandas' own string dtype, no objects

@@ -99,3 +99,92 @@ def test_small_category_counts_and_argument_checks():
         generate(num_categories=13)
     with pytest.raises(ValueError, match="checkins_per_day"):
         generate(checkins_per_day=(4, 2))
+
+
+# ---------------------------------------------------------------------------- engines
+
+def test_loop_engine_table_is_pinned():
+    """The loop engine's table (what every fixture is made from) is byte-for-byte the one the
+    tests were written against: the vectorized engine did not change it."""
+    import hashlib
+
+    df = generate(num_users=10, num_pois=60, days=14, seed=3).df
+    assert len(df) == 519
+    digest = hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+    assert digest == "e6b2db43ea63e041021756e78941312a176b10945669c2a3274fec42aeb67bea"
+
+
+@pytest.fixture(scope="module")
+def vec_table():
+    return generate(num_users=300, num_pois=400, days=56, seed=0, engine="vectorized")
+
+
+def test_vectorized_deterministic_and_valid(vec_table):
+    again = generate(num_users=300, num_pois=400, days=56, seed=0, engine="vectorized")
+    pd.testing.assert_frame_equal(vec_table.df, again.df)
+    other = generate(num_users=300, num_pois=400, days=56, seed=1, engine="vectorized")
+    assert not vec_table.df["poi"].equals(other.df["poi"])
+    df = vec_table.df
+    assert list(df.columns) == list(COLUMNS) and "engine=vectorized" in vec_table.source
+    assert (vec_table.num_users, vec_table.num_categories) == (300, 8) and vec_table.num_pois >= 395
+    ts = df["ts"].to_numpy()
+    assert (ts[1:] >= ts[:-1]).all()
+    tie = ts[1:] == ts[:-1]  # equal times ordered by user string
+    assert (df["user"].to_numpy()[:-1][tie] <= df["user"].to_numpy()[1:][tie]).all()
+    assert (df.groupby("poi")["lat"].nunique() == 1).all() and (df.groupby("poi")["poi_text"].nunique() == 1).all()
+    assert (df["poi_text"].str.split(" in ").str[0] == df["category"]).all()
+    days = (df["ts"] - START_UTC + df["tz_offset_min"] * 60) // 86400
+    assert days.min() == 0 and days.max() == 55
+
+
+def test_vectorized_follows_the_routine(vec_table):
+    df = vec_table.df
+    local_h = ((df["ts"] + df["tz_offset_min"] * 60) % 86400) / 3600
+    weekday = ((df["ts"] - START_UTC + df["tz_offset_min"] * 60) // 86400) % 7 < 5
+    office = df["category"] == "Office"
+    # weekend visits to an office are only exploration (a random POI of a weekend step's category
+    # never is an office): none at all
+    assert not office[~weekday].any()
+    assert local_h[office].between(7.5, 11).mean() > 0.95
+    assert local_h.between(6, 24).all()
+    local_day = (df["ts"] + df["tz_offset_min"] * 60) // 86400
+    per_day = df.groupby(["user", local_day]).size()
+    assert per_day.min() >= 3 and per_day.max() <= 6
+    # one home per user: on weekdays (no bakery step, which shares the home's category when there
+    # are 8 categories) the most visited residential POI takes all but the exploring visits
+    home = df[weekday & (df["category"] == CATEGORY_NAMES[0])].groupby("user")["poi"]
+    share = home.agg(lambda s: s.value_counts().iloc[0] / len(s))
+    assert 0.85 < share.median() < 1.0
+
+
+def test_vectorized_planted_structure_beats_popularity(vec_table):
+    personal, popular = _next_poi_accuracy(vec_table.df)
+    assert popular < 0.05 and personal > 0.4
+    noisy = generate(num_users=300, num_pois=400, days=56, seed=0, engine="vectorized", explore=0.5)
+    assert _next_poi_accuracy(noisy.df)[0] < personal - 0.2
+
+
+def test_vectorized_at_benchmark_ratios_keeps_users_and_pois():
+    """benchmarks/scale.py's sizes (users = POIs = check-ins / 100, 27 days): the default protocol
+    keeps every user and POI, with every split non-empty."""
+    from stgnn.data.protocol import make_split
+
+    t = generate(num_users=1000, num_pois=1000, days=27, seed=0, engine="vectorized")
+    assert 95_000 < len(t) < 110_000
+    s = make_split(t)
+    assert (s.num_users, s.num_pois) == (1000, 1000)
+    assert min(len(v) for v in s.samples.values()) > 300
+
+
+def test_engine_choice(monkeypatch):
+    import stgnn.data.sources.synthetic as syn
+
+    monkeypatch.setattr(syn, "AUTO_VECTORIZED_USER_DAYS", 10 * 7 - 1)
+    assert "engine=vectorized" in generate(num_users=10, num_pois=60, days=7).source
+    assert "engine" not in generate(num_users=10, num_pois=60, days=7, engine="loop").source
+    monkeypatch.setattr(syn, "AUTO_VECTORIZED_USER_DAYS", 10 * 7)
+    assert "engine" not in generate(num_users=10, num_pois=60, days=7).source
+    with pytest.raises(ValueError, match="engine"):
+        generate(engine="numba")
+    small = generate(num_users=5, num_pois=16, num_categories=8, days=7, seed=1, engine="vectorized")
+    assert small.num_categories == 8 and len(small) > 0

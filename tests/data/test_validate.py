@@ -154,3 +154,70 @@ def test_stray_carriage_return_stays_in_its_field(tmp_path):
     p.write_bytes((row(cat="Odd\rName") + "\n" + GOOD[1] + "\n").encode("latin-1"))
     t = load_tsmc2014(p)
     assert len(t) == 2 and "Odd\rName" in set(t.df["category"])
+
+
+def test_by_value_computes_once_per_distinct_value() -> None:
+    import pandas as pd
+
+    from stgnn.data.validate import blank_mask, by_value, to_float
+
+    seen = []
+    s = pd.Series(["1.5", " ", "x", "1.5", None, " "] * 1000)
+    out = by_value(s, lambda v: seen.append(len(v)) or v.isna().to_numpy())
+    assert seen == [4] and out.tolist() == [False, False, False, False, True, False] * 1000
+    assert blank_mask(s)[:6].tolist() == [False, True, False, False, True, True]
+    assert np.array_equal(to_float(s)[:6], [1.5, np.nan, np.nan, 1.5, np.nan, np.nan], equal_nan=True)
+    zeros = pd.Series([0.0, -0.0, np.nan, 0.0])  # told apart by their bits: str(-0.0) is "-0.0"
+    assert by_value(zeros, lambda v: np.array([repr(x) for x in v])).tolist() == ["0.0", "-0.0", "nan", "0.0"]
+
+
+def _canonical_by_sorting_every_row(poi, lat, lon):
+    """The reference: group every located row by (poi, lat, lon); most rows, then first seen."""
+    rows = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+    best = {}
+    for r in rows:
+        best.setdefault(poi[r], {}).setdefault((lat[r], lon[r]), []).append(r)
+    out = {}
+    for p, groups in best.items():
+        (la, lo), _ = min(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+        out[p] = (la, lo)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_canonical_coordinates_sorts_only_pois_with_several_but_agrees_with_sorting_all(seed):
+    rng = np.random.default_rng(seed)
+    n, pois = 400, 60
+    poi = rng.integers(0, pois, n)
+    base = rng.normal(size=(pois, 2)).round(2)
+    lat, lon = base[poi, 0].copy(), base[poi, 1].copy()
+    moved = rng.random(n) < 0.15                       # some rows elsewhere: those POIs have several
+    lat[moved], lon[moved] = rng.choice([0.5, -0.5, 0.0], moved.sum()), rng.choice([1.0, -0.0, 2.0], moved.sum())
+    lat[rng.random(n) < 0.1] = np.nan                  # unlocated rows get their POI's coordinate
+    df = pd.DataFrame({"user": "u", "poi": [f"p{p}" for p in poi], "category": "", "lat": lat, "lon": lon,
+                       "ts": np.arange(n), "tz_offset_min": 0, "poi_text": ""})
+    rep = CleaningReport()
+    out = finalize(df, rep)
+    want = _canonical_by_sorting_every_row(poi, lat, lon)
+    several = {p for p in set(poi) if len({(a, b) for a, b, q in zip(lat, lon, poi)
+                                          if q == p and np.isfinite(a) and np.isfinite(b)}) > 1}
+    assert rep.pois_recoordinated == len(several) > 0
+    for i, p in enumerate(poi):
+        got = (out["lat"].iloc[i], out["lon"].iloc[i])
+        if p in want:
+            assert got == want[p] and np.signbit(got[1]) == np.signbit(want[p][1])
+        else:
+            assert np.isnan(got[0]) and np.isnan(got[1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_duplicate_rows_is_dataframe_duplicated(seed):
+    from stgnn.data.validate import duplicate_rows
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    cols = {"a": rng.integers(0, 5, n), "b": rng.choice([0.0, -0.0, np.nan, 1.5, -2.0], n),
+            "c": rng.integers(0, 3, n).astype(np.int32), "d": rng.integers(0, 4, n)}
+    want = pd.DataFrame(cols).duplicated().to_numpy()
+    got = duplicate_rows(cols)
+    assert want.sum() > 0 and (~want).sum() > 0 and np.array_equal(got, want)

@@ -387,3 +387,88 @@ def test_hidden_target_time_queries_at_the_last_checkin(synthetic_split, graph):
         s_last = m.score(known)
     assert hidden.target_ts is None and torch.equal(s_hidden, s_last)
     assert not torch.allclose(s_hidden, s_known)   # the known target time is read
+
+
+# ---------------------------------------------------------------------------- large POI sets
+def _reference_sampled_loss(ref, b, neg):
+    """The sampled-softmax loss from the full (B, P) logits and pointer of ``ref``."""
+    y = b.target_poi
+    out = ref(b)
+    gen = out["gen"]
+    logits = torch.cat([gen.gather(1, y[:, None]), gen[:, neg].masked_fill(neg[None, :] == y[:, None], float("-inf"))], 1)
+    p_copy = out["p_copy"].gather(1, y[:, None])
+    return -ref._mix(out, logits.log_softmax(-1)[:, :1], p_copy).mean()
+
+
+@pytest.mark.parametrize("mode", ["none", "full", "sampled"])
+def test_candidate_loss_equals_the_loss_from_full_logits(synthetic_split, graph, mode):
+    """Training with sampled negatives scores only the step's columns; the loss is the one the
+    full (B, P) logits and pointer give for the same negatives."""
+    kw = dict(graph_layers=2, dropout=0.0, num_sampled=7, graph="none" if mode == "none" else "temporal")
+    ref = make(synthetic_split, graph, sampling="full", **kw).train()
+    m = ref if mode != "sampled" else _copy_weights(ref, make(synthetic_split, graph, sampling="sampled",
+                                                               fanout=[10_000, 10_000], **kw).train())
+    b = SampleLoader(synthetic_split, "train", batch_size=48).make_batch(synthetic_split.samples["train"][:48])
+    torch.manual_seed(3)
+    got = m.loss(b)
+    torch.manual_seed(3)
+    neg = torch.randint(0, synthetic_split.num_pois, (7,))  # the loss's first draw
+    torch.testing.assert_close(got, _reference_sampled_loss(ref, b, neg), atol=1e-5, rtol=1e-5)
+    got.backward()
+    assert m.poi_emb.weight.grad.abs().sum() > 0
+
+
+class _Largest(torch.utils._python_dispatch.TorchDispatchMode):
+    """The largest number of elements of any tensor an operator returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_a_sampled_training_step_costs_the_batch_not_the_pois(synthetic_split):
+    """The same batch over 20,000 and 200,000 POIs: no tensor of a step grows with the POIs."""
+    b = SampleLoader(synthetic_split, "train", batch_size=32).make_batch(synthetic_split.samples["train"][:32])
+    largest = {}
+    for P in (20_000, 200_000):
+        torch.manual_seed(0)
+        m = STGNN(synthetic_split.num_users, P, dim=8, graph="none", num_sampled=64, dist_matrix_max_pois=0).train()
+        g = torch.Generator().manual_seed(0)
+        m.attach_coordinates(40.7 + torch.rand(P, generator=g) / 10, -74.0 + torch.rand(P, generator=g) / 10)
+        with _Largest() as spy:
+            loss = m.loss(b)
+        assert torch.isfinite(loss)
+        largest[P] = spy.largest
+    assert largest[20_000] == largest[200_000] < 20_000
+
+
+def test_num_sampled_auto_switches_above_the_bar():
+    from stgnn.models.sampled_softmax import AUTO_NUM_SAMPLED, AUTO_SAMPLED_POIS
+
+    assert STGNN(5, AUTO_SAMPLED_POIS, dim=4, dist_matrix_max_pois=0).num_sampled == 0
+    assert STGNN(5, AUTO_SAMPLED_POIS + 1, dim=4, dist_matrix_max_pois=0).num_sampled == AUTO_NUM_SAMPLED
+    assert STGNN(5, 30, dim=4, num_sampled=3).num_sampled == 3
+    for bad in (-1, "some", 2.5, True):
+        with pytest.raises(ValueError, match="num_sampled"):
+            STGNN(5, 30, dim=4, num_sampled=bad)
+
+
+@pytest.mark.parametrize("layer", ["time_attention", "sage", "gatv2", "gat"])
+def test_layerwise_encoding_equals_the_full_graph_forward(synthetic_split, graph, layer):
+    """Evaluation of a sampled model encodes every node on its whole neighbourhood, block by block
+    in destination chunks: the full-batch forward's result, whatever the chunk."""
+    m = make(synthetic_split, graph, layer=layer, graph_layers=2).eval()
+    x = {t: v for t, v in m.node_inputs().items() if t in m.graph_encoder.node_types}
+    with torch.no_grad():
+        want = m.graph_encoder(x, graph)
+        for chunk in (7, 50, 100_000):
+            got = m.graph_encoder.forward_layerwise(x, graph, chunk)
+            for t in ("user", "poi"):
+                torch.testing.assert_close(got[t], want[t], atol=1e-5, rtol=1e-5)

@@ -21,11 +21,12 @@ import pandas as pd
 from stgnn.data.schema import TZ_MAX, TZ_MIN, CheckinTable, CleaningReport, DataError
 from stgnn.data.sources.base import Source
 from stgnn.data.textio import decode_lines, read_bytes
-from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, check_policy, finalize, format_utc,
-                                require_rows, time_window_seconds, to_epoch_seconds, to_float)
+from stgnn.data.validate import (MS_PER_S, OnBadRow, RowChecker, blank_mask, by_value, check_policy, finalize, format_utc,
+                                is_number_column, require_rows, time_window_seconds, to_epoch_seconds, to_float)
 
 REQUIRED = ("user", "item", "time")
 OPTIONAL = ("lat", "lon", "category", "text", "tz")
+NUMERIC_KEYS = ("lat", "lon", "tz")  # checked as numbers when the file stores numbers
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TIME_UNITS = ("auto", "s", "ms", "iso")
 
@@ -121,7 +122,9 @@ def load_table(path: str | Path, columns: Mapping[str, str] | str, *, time_unit:
                         f"{[str(c) for c in raw.columns]}")
 
     chk = RowChecker(path, line_no)
-    col = {k: _as_str(raw[c]) for k, c in columns.items() if k != "time"}
+    # numbers (Parquet) are checked as numbers; everything else as text
+    col = {k: raw[c].reset_index(drop=True) if k in NUMERIC_KEYS and is_number_column(raw[c]) else _as_str(raw[c])
+           for k, c in columns.items() if k != "time"}
     chk.require_id(col["user"], "user")
     chk.require_id(col["item"], "item")
     for k in ("category", "text"):
@@ -134,10 +137,10 @@ def load_table(path: str | Path, columns: Mapping[str, str] | str, *, time_unit:
     tz = chk.check_tz(col["tz"], "tz") if "tz" in col else np.full(n, tz_offset_min)
     keep = chk.resolve(on_bad_row, report, extra=counts)
     df = pd.DataFrame({
-        "user": col["user"].str.strip().to_numpy(), "poi": col["item"].str.strip().to_numpy(),
-        "category": col["category"].to_numpy() if "category" in col else "",
+        "user": col["user"].str.strip().array, "poi": col["item"].str.strip().array,
+        "category": col["category"].array if "category" in col else "",
         "lat": lat, "lon": lon, "ts": ts, "tz_offset_min": tz,
-        "poi_text": col["text"].to_numpy() if "text" in col else "",
+        "poi_text": col["text"].array if "text" in col else "",
     })
     if not keep.all():
         df = df.loc[keep]
@@ -156,9 +159,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _as_str(s: pd.Series) -> pd.Series:
     """Strings with missing values as ``""`` (Parquet columns may be numeric or null)."""
+    if isinstance(s.dtype, pd.StringDtype):  # already strings (pandas' own storage): no object copy
+        return s.fillna("").reset_index(drop=True)
     if s.dtype.kind in "iu":
-        return s.astype(str).reset_index(drop=True)
-    return s.astype(object).where(s.notna(), "").astype(str).reset_index(drop=True)
+        return by_value(s, lambda v: v.astype(str))
+    return by_value(s, lambda v: v.astype(object).where(v.notna(), "").astype(str))
 
 
 def _read_csv(path: Path, sep: str, encoding: str | None, report: CleaningReport
@@ -244,7 +249,7 @@ def _parse_time(s: pd.Series, time_unit: str, chk: RowChecker, window: tuple[int
         chk.require_parsed(s.astype(str), t, "time", "a time")
         chk.check_time_window(s.astype(str), ts, ok, "time", window)
         return np.where(ok & (ts >= window[0]) & (ts < window[1]), ts, 0)
-    text = _as_str(s)
+    text = s if is_number_column(s) else _as_str(s)  # epoch numbers as they are (Parquet)
     if time_unit == "auto":
         time_unit = _detect_unit(text, chk.path, window, line_no)
     if time_unit in ("s", "ms"):
@@ -282,7 +287,7 @@ def _detect_unit(text: pd.Series, path: str, window: tuple[int, int], line_no: n
     rest = ~numeric & ~blank
     dates = np.zeros(len(text), dtype=bool)
     if rest.any():
-        dates[rest] = pd.to_datetime(text[rest], format="ISO8601", utc=True, errors="coerce").notna().to_numpy()
+        dates[rest] = pd.to_datetime(_as_str(text[rest]), format="ISO8601", utc=True, errors="coerce").notna().to_numpy()
 
     def at(mask: np.ndarray) -> str:
         i = int(np.flatnonzero(mask)[0])
