@@ -121,7 +121,15 @@ def precompute(model: nn.Module) -> list[str]:
     if callable(getattr(model, "encode_graph", None)):
         with torch.no_grad():
             encoded = model.encode_graph()
-        model.encode_graph = lambda need=None: encoded    # instance attribute shadows the method
+
+        def pinned_encode_graph(need: Any = None, compact: bool = False) -> dict[str, torch.Tensor]:
+            # compact (only the rows a sampled-softmax step reads) is a training path; a served
+            # forward scores every POI, so it always asks for the full encodings pinned here
+            if compact:
+                raise RuntimeError("a pinned (served) model encodes every POI; compact encodings are for training")
+            return encoded
+
+        model.encode_graph = pinned_encode_graph    # instance attribute shadows the method
         pinned.append("encode_graph")
         out_poi = getattr(model, "out_poi", None)
         if isinstance(out_poi, nn.Module) and "poi" in encoded:
