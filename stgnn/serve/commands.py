@@ -82,14 +82,14 @@ def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore
     """``--workers N``: this process binds the port and supervises N worker processes
     (:mod:`stgnn.serve.workers`); each loads the run and serves from the same store."""
     from stgnn.serve.service import TOKEN_ENV
-    from stgnn.serve.workers import WorkerSpec, bind_socket, serve_workers
+    from stgnn.serve.workers import WorkerSpec, serve_workers
 
     path = store.path
     store.close()                 # seeded (or found seeded) above; the workers open their own
-    sock = bind_socket(args.host, args.port)
-    spec = WorkerSpec(run_dir=str(run_dir), store=str(path), threads=args.threads, log_level=args.log_level)
+    spec = WorkerSpec(run_dir=str(run_dir), store=str(path), host=args.host, port=args.port, threads=args.threads,
+                      log_level=args.log_level)
     writes = "need a bearer token" if os.environ.get(TOKEN_ENV) else "are open"
-    return serve_workers(spec, sock, args.workers,
+    return serve_workers(spec, args.workers,
                          banner=f"serving {run_dir} on http://{args.host}:{args.port}/  (API docs at /docs; "
                                 f"writes {writes}; supervisor pid {os.getpid()}, SIGHUP reloads every worker) with ")
 

@@ -1,10 +1,13 @@
 """``stgnn serve --workers N``: N server processes on one port, over one check-in store.
 
 One request's Python work (HTTP parsing, FastAPI, JSON, the model's small tensor ops) holds the
-GIL, so one process uses one core however many threads it has. Here a supervisor binds the
-listening socket once and starts N worker processes (``spawn``: none inherits a thread or a torch
-state from the supervisor) that each load the run and accept connections from that socket, the
-model uvicorn's own ``--workers`` uses; the kernel hands each new connection to one of them.
+GIL, so one process uses one core however many threads it has. Here a supervisor reserves the
+port (bound, not listening) and starts N worker processes (``spawn``: none inherits a thread or a
+torch state from the supervisor); each loads the run and listens on the same port with
+``SO_REUSEPORT``, so the kernel hands each new connection to one worker by a hash of its
+addresses. (One listening socket shared by all workers, uvicorn's ``--workers`` model, was
+measured to give one worker 2.7 times the other's CPU time, most likely because the first worker to wake accepts
+every pending connection at once, and keep-alive connections stay where they were accepted.)
 
 What is shared is the SQLite store (WAL): every request reads it afresh, writes from all workers
 are serialised by SQLite's file lock, each acknowledged only after its fsync'd commit, and the
@@ -45,27 +48,43 @@ class WorkerSpec:
 
     run_dir: str
     store: str
+    host: str
+    port: int
     threads: int = 1
     log_level: str = "warning"
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The listening socket every worker accepts from (bound once, by the supervisor)."""
+def _socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
         raise ValueError(f"cannot listen on {host}:{port}: {e.strerror}; choose another --port") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
-def _worker_main(spec: WorkerSpec, sock: socket.socket, conn: Connection) -> None:
-    """A worker process: load the run, serve from ``sock`` until told to stop."""
+def reserve_port(host: str, port: int) -> socket.socket:
+    """The supervisor's hold on ``host:port``: bound with ``SO_REUSEPORT`` but not listening, so it
+    receives no connection, fails early when the port is taken, and keeps other programs (which
+    would need ``SO_REUSEPORT`` too) off the port while workers restart. Raises ``ValueError``."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("--workers needs SO_REUSEPORT (Linux, BSD, macOS); serve with --workers 1")
+    return _socket(host, port)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A worker's own listening socket on the shared port."""
+    sock = _socket(host, port)
+    sock.listen(2048)
+    return sock
+
+
+def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """A worker process: load the run, listen on the shared port, serve until told to stop."""
     import gc
 
     import torch
@@ -107,15 +126,16 @@ def _worker_main(spec: WorkerSpec, sock: socket.socket, conn: Connection) -> Non
     signal.signal(signal.SIGHUP, lambda *_: service.reload_in_background())     # `kill -HUP <worker>`
     gc.collect()
     gc.freeze()
+    sock = _listen(spec.host, spec.port)       # only once loaded: until then the others take every connection
     send(("ready", os.getpid()))
     server.run(sockets=[sock])
     store.close()
 
 
 class _Worker:
-    def __init__(self, ctx: Any, spec: WorkerSpec, sock: socket.socket) -> None:
+    def __init__(self, ctx: Any, spec: WorkerSpec) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(spec, sock, child), name="stgnn-serve-worker")
+        self.proc = ctx.Process(target=_worker_main, args=(spec, child), name="stgnn-serve-worker")
         self.proc.start()
         child.close()
         self.ready = False
@@ -127,16 +147,18 @@ class _Worker:
             pass
 
 
-def serve_workers(spec: WorkerSpec, sock: socket.socket, n: int, banner: str = "") -> int:
-    """Run ``n`` workers on ``sock`` until SIGTERM/SIGINT (module docstring). Returns the exit code."""
+def serve_workers(spec: WorkerSpec, n: int, banner: str = "") -> int:
+    """Run ``n`` workers on ``spec.host:spec.port`` until SIGTERM/SIGINT (module docstring). Returns
+    the exit code. Raises ``ValueError`` when the port cannot be had."""
     if n < 2:
         raise ValueError(f"--workers {n}: serve_workers is for 2 or more (1 serves in this process)")
+    held = reserve_port(spec.host, spec.port)
     ctx = mp.get_context("spawn")
     flags = {"stop": False, "reload": False}
     signal.signal(signal.SIGTERM, lambda *_: flags.update(stop=True))
     signal.signal(signal.SIGINT, lambda *_: flags.update(stop=True))
     signal.signal(signal.SIGHUP, lambda *_: flags.update(reload=True))
-    workers = [_Worker(ctx, spec, sock) for _ in range(n)]
+    workers = [_Worker(ctx, spec) for _ in range(n)]
     announced, code = False, 0
     while not flags["stop"]:
         for r in wait([w.conn for w in workers] + [w.proc.sentinel for w in workers], timeout=0.2):
@@ -171,9 +193,9 @@ def serve_workers(spec: WorkerSpec, sock: socket.socket, n: int, banner: str = "
                 break
             log.warning("worker %d exited with %s; starting another", w.proc.pid, w.proc.exitcode)
             w.conn.close()
-            workers[i] = _Worker(ctx, spec, sock)
+            workers[i] = _Worker(ctx, spec)
     _stop(workers)
-    sock.close()
+    held.close()
     return code
 
 
@@ -191,4 +213,4 @@ def _stop(workers: list[_Worker]) -> None:
         w.conn.close()
 
 
-__all__ = ["WorkerSpec", "bind_socket", "serve_workers"]
+__all__ = ["WorkerSpec", "reserve_port", "serve_workers"]
