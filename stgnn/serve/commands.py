@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     seed_until = _time(args.seed_until, "--seed-until")      # bad input fails before anything slow
     if not 1 <= args.workers <= 64:
         raise ValueError(f"--workers {args.workers}: give 1 to 64 server processes")
+    held = None
+    if args.workers > 1:          # a taken port fails before the (slow) seeding
+        from stgnn.serve.workers import reserve_port
+
+        held = reserve_port(args.host, args.port)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     # one request's tensors are small: one intra-op thread each, and the cores serve requests side by side
     torch.set_num_threads(args.threads)
@@ -62,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} without {TOKEN_ENV}: anyone who can reach it can write check-ins",
               file=sys.stderr)
     if args.workers > 1:
-        return _serve_workers(args, run_dir, store)
+        return _serve_workers(args, run_dir, store, held)
     rec = Recommender.from_run(run_dir, store)
     service = Service.from_env(rec, store)
     app = create_app(service)
@@ -78,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore") -> int:
+def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore", held: "socket.socket") -> int:
     """``--workers N``: this process binds the port and supervises N worker processes
     (:mod:`stgnn.serve.workers`); each loads the run and serves from the same store."""
     from stgnn.serve.service import TOKEN_ENV
@@ -89,7 +95,7 @@ def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore
     spec = WorkerSpec(run_dir=str(run_dir), store=str(path), host=args.host, port=args.port, threads=args.threads,
                       log_level=args.log_level)
     writes = "need a bearer token" if os.environ.get(TOKEN_ENV) else "are open"
-    return serve_workers(spec, args.workers,
+    return serve_workers(spec, args.workers, held=held,
                          banner=f"serving {run_dir} on http://{args.host}:{args.port}/  (API docs at /docs; "
                                 f"writes {writes}; supervisor pid {os.getpid()}, SIGHUP reloads every worker) with ")
 

@@ -147,12 +147,13 @@ class _Worker:
             pass
 
 
-def serve_workers(spec: WorkerSpec, n: int, banner: str = "") -> int:
+def serve_workers(spec: WorkerSpec, n: int, banner: str = "", held: socket.socket | None = None) -> int:
     """Run ``n`` workers on ``spec.host:spec.port`` until SIGTERM/SIGINT (module docstring). Returns
-    the exit code. Raises ``ValueError`` when the port cannot be had."""
+    the exit code. ``held``: the port already reserved (:func:`reserve_port`); else it is reserved
+    here (``ValueError`` when it cannot be had)."""
     if n < 2:
         raise ValueError(f"--workers {n}: serve_workers is for 2 or more (1 serves in this process)")
-    held = reserve_port(spec.host, spec.port)
+    held = held if held is not None else reserve_port(spec.host, spec.port)
     ctx = mp.get_context("spawn")
     flags = {"stop": False, "reload": False}
     signal.signal(signal.SIGTERM, lambda *_: flags.update(stop=True))
