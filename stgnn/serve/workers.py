@@ -18,8 +18,8 @@ recommendation of any worker.
 Control: each worker has a pipe to the supervisor. ``SIGHUP`` to the supervisor reloads the run
 in every worker; ``POST /admin/reload`` reloads the worker that answers it and, through the
 supervisor, every other worker (each keeps serving its old model until its new one is loaded).
-``SIGTERM``/``SIGINT`` to the supervisor stops every worker gracefully (requests in flight
-finish), then the supervisor exits. A worker that dies is restarted; one that dies before it
+``SIGTERM``/``SIGINT`` to the supervisor stops every worker gracefully through its pipe
+(requests in flight finish), then the supervisor exits. A worker that dies is restarted; one that dies before it
 ever served (e.g. a broken run) stops the whole server with an error. A worker whose supervisor
 is gone (its pipe closed, e.g. after ``kill -9``) shuts itself down.
 """
@@ -121,6 +121,8 @@ def _worker_main(spec: WorkerSpec, conn: Connection) -> None:
                 return
             if msg[0] == "reload":
                 service.reload_in_background(msg[1])
+            elif msg[0] == "stop":           # as a first SIGTERM: finish the requests in flight, then exit
+                server.should_exit = True
 
     threading.Thread(target=listen, name="stgnn-worker-control", daemon=True).start()
     signal.signal(signal.SIGHUP, lambda *_: service.reload_in_background())     # `kill -HUP <worker>`
@@ -201,10 +203,12 @@ def serve_workers(spec: WorkerSpec, n: int, banner: str = "", held: socket.socke
 
 
 def _stop(workers: list[_Worker]) -> None:
-    """SIGTERM every worker (uvicorn finishes requests in flight), then SIGKILL what remains."""
+    """Ask every worker to stop (requests in flight finish), then SIGKILL what remains after
+    :data:`STOP_TIMEOUT_S`. A message, not SIGTERM: after Ctrl-C every worker of the terminal's
+    process group has had its SIGINT already, and a second signal makes uvicorn drop requests."""
     for w in workers:
         if w.proc.exitcode is None:
-            w.proc.terminate()
+            w.send(("stop",))
     deadline = time.monotonic() + STOP_TIMEOUT_S
     for w in workers:
         w.proc.join(max(0.0, deadline - time.monotonic()))

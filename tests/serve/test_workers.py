@@ -140,9 +140,15 @@ def test_admin_reload_and_sighup_reload_every_worker(two_workers):
     assert server.worker_pids() == pids          # reloaded in place, not restarted
 
 
-def test_stop_ends_every_worker(serve_runs, tmp_path):
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_stop_ends_every_worker(serve_runs, tmp_path, how):
+    """SIGTERM to the server, or SIGINT to its whole process group as a terminal's Ctrl-C sends it
+    (every worker then also has its own SIGINT): all exit, the server with 0."""
     server = ServerProcess(serve_runs["UserHistory"], tmp_path / "s.sqlite", tmp_path / "server.log", workers=2)
     pids = server.worker_pids()
+    if how == "ctrl-c":
+        os.killpg(server.proc.pid, signal.SIGINT)
+        server.proc.wait(60)
     server.stop()
     assert server.proc.returncode == 0, server.log.read_text()[-2000:]
     for pid in pids:
