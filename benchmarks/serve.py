@@ -86,8 +86,17 @@ def in_process(run: str, store_path: Path, threads: list[int], passes: int, at: 
     return out
 
 
+def _cpu_seconds(procs: list[Any]) -> float:
+    """user + system CPU seconds of ``procs`` (psutil processes) so far."""
+    total = 0.0
+    for p in procs:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
+
+
 def http_load(run: str, store_path: Path, rate: float, seconds: float, connections: int,
-              threads: int) -> dict[str, Any]:
+              threads: int, workers: int = 1) -> dict[str, Any]:
     from stgnn.serve.loadgen import run_load
     from stgnn.serve.store import CheckinStore
 
@@ -102,7 +111,8 @@ def http_load(run: str, store_path: Path, rate: float, seconds: float, connectio
     env["STGNN_API_TOKEN"] = token = "bench-token"
     log = open(store_path.with_suffix(".log"), "wb")
     proc = subprocess.Popen([sys.executable, "-m", "stgnn", "serve", "--run", run, "--store", str(store_path),
-                             "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)],
+                             "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads),
+                             "--workers", str(workers)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         import http.client
@@ -113,23 +123,29 @@ def http_load(run: str, store_path: Path, rate: float, seconds: float, connectio
             try:
                 c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
+                if c.getresponse().status == 200 and (
+                        workers == 1 or "workers (pids" in store_path.with_suffix(".log").read_text()):
                     break
+                time.sleep(0.5)
             except OSError:
                 time.sleep(0.5)
         import psutil
 
-        server = psutil.Process(proc.pid)
-        before, cpu0 = _load(), server.cpu_times()
+        # the supervisor and its workers (--workers > 1): their CPU together is the server's cost
+        server = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
+        before, cpu0, each0 = _load(), _cpu_seconds(server), [_cpu_seconds([p]) for p in server]
         res = run_load(f"http://127.0.0.1:{port}", users, pois, rate=rate, duration_s=seconds, write_fraction=0.2,
                        connections=connections, token=token, id_prefix=f"bench-{int(time.time())}")
-        cpu1 = server.cpu_times()
+        cpu1 = _cpu_seconds(server)
         res["load_before"], res["load_after"] = before, _load()
         # the server's own CPU per answered request: its cost, whatever else the machine runs
-        busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+        busy = cpu1 - cpu0
+        # per process (supervisor first): how evenly the kernel spread the connections over workers
+        res["server_cpu_seconds_by_process"] = [round(_cpu_seconds([p]) - c0, 2) for p, c0 in zip(server, each0)]
         res["server_cpu_seconds"] = round(busy, 2)
         res["server_cpu_ms_per_request"] = round(1e3 * busy / max(res["completed"], 1), 3)
         res["server_threads"] = threads
+        res["server_workers"] = workers
         return res
     finally:
         proc.terminate()
@@ -147,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--http-seconds", type=float, default=60.0)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--server-threads", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="stgnn serve --workers: server processes [1]")
     p.add_argument("--skip-in-process", action="store_true")
     p.add_argument("--note", default="", help="conditions to record (e.g. 'machine shared, 3 other jobs')")
     p.add_argument("--out", default=None)
@@ -175,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.http_seconds > 0:
             shutil.copyfile(seeded, tmp / "http.sqlite")
             result["http"] = http_load(run, tmp / "http.sqlite", args.rate, args.http_seconds, args.connections,
-                                       args.server_threads)
+                                       args.server_threads, args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -200,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         la = h["latency_ms"]
         print(f"\nHTTP on 127.0.0.1: {h['target_rate']:.0f} req/s target for {h['duration_s']:.0f} s, "
               f"{100 * (1 - h['write_fraction']):.0f}% recommend / {100 * h['write_fraction']:.0f}% check-in writes, "
-              f"{h['connections']} connections; achieved {h['achieved_rate']} req/s; {h['completed']} answered, "
+              f"{h['connections']} connections, {h.get('server_workers', 1)} server process(es); achieved {h['achieved_rate']} req/s; {h['completed']} answered, "
               f"{h['errors']} errors, {h['unanswered']} unanswered")
         print("| requests | p50 ms | p90 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 from importlib import resources
 from typing import Any
 
@@ -217,7 +218,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/healthz", summary="liveness and what is served")
     def healthz() -> dict[str, Any]:
         rec = service.recommender
-        return {"status": "ok", "model": rec.info(), "reloads": service.reloads,
+        return {"status": "ok", "model": rec.info(), "reloads": service.reloads, "pid": os.getpid(),
                 "store": {"path": str(service.store.path), "checkins": service.store.count(),
                           "seeded_until": service.store.meta().get("seeded_until") or None},
                 "writes_need_token": service.token is not None}
@@ -323,7 +324,7 @@ def create_app(service: Service) -> FastAPI:
             except ValueError:
                 raise ApiError(422, 'body: expected {"run": "<run folder>"} or no body', "run") from None
         try:
-            return await run_in_threadpool(service.reload, run)
+            return await run_in_threadpool(service.reload, run, announce=True)
         except FileNotFoundError as e:
             raise ApiError(404, str(e), "run") from None
         except (ValueError, KeyError, RuntimeError) as e:    # a broken run folder: keep serving the old model

@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stgnn.serve.store import CheckinStore
 
     seed_until = _time(args.seed_until, "--seed-until")      # bad input fails before anything slow
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers {args.workers}: give 1 to 64 server processes")
+    held = None
+    if args.workers > 1:          # a taken port fails before the (slow) seeding
+        from stgnn.serve.workers import reserve_port
+
+        held = reserve_port(args.host, args.port)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     # one request's tensors are small: one intra-op thread each, and the cores serve requests side by side
     torch.set_num_threads(args.threads)
@@ -56,6 +64,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         del split
     else:
         print(f"store {store_path}: {store.count()} check-ins (not re-seeded)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(TOKEN_ENV):
+        print(f"warning: serving on {args.host} without {TOKEN_ENV}: anyone who can reach it can write check-ins",
+              file=sys.stderr)
+    if args.workers > 1:
+        return _serve_workers(args, run_dir, store, held)
     rec = Recommender.from_run(run_dir, store)
     service = Service.from_env(rec, store)
     app = create_app(service)
@@ -63,15 +76,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, lambda *_: service.reload_in_background())
     gc.collect()
     gc.freeze()       # the loaded model and catalog never die: keep them out of every GC pass
-    if args.host not in ("127.0.0.1", "localhost", "::1") and service.token is None:
-        print(f"warning: serving on {args.host} without {TOKEN_ENV}: anyone who can reach it can write check-ins",
-              file=sys.stderr)
     print(f"serving {rec.loaded.name} ({type(rec.model).__name__}) on http://{args.host}:{args.port}/  "
           f"(API docs at /docs; writes {'need a bearer token' if service.token else 'are open'}; "
           f"pid {os.getpid()}, SIGHUP reloads)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     store.close()
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore", held: "socket.socket") -> int:
+    """``--workers N``: this process binds the port and supervises N worker processes
+    (:mod:`stgnn.serve.workers`); each loads the run and serves from the same store."""
+    from stgnn.serve.service import TOKEN_ENV
+    from stgnn.serve.workers import WorkerSpec, serve_workers
+
+    path = store.path
+    store.close()                 # seeded (or found seeded) above; the workers open their own
+    spec = WorkerSpec(run_dir=str(run_dir), store=str(path), host=args.host, port=args.port, threads=args.threads,
+                      log_level=args.log_level)
+    writes = "need a bearer token" if os.environ.get(TOKEN_ENV) else "are open"
+    return serve_workers(spec, args.workers, held=held,
+                         banner=f"serving {run_dir} on http://{args.host}:{args.port}/  (API docs at /docs; "
+                                f"writes {writes}; supervisor pid {os.getpid()}, SIGHUP reloads every worker) with ")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -103,6 +129,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="bind address [127.0.0.1: this machine only]")
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--threads", type=int, default=1, help="torch threads per request [1]")
+    sp.add_argument("--workers", type=int, default=1,
+                    help="server processes on the one port, sharing the store (one core each) [1: this process]")
     sp.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     sp.set_defaults(func=cmd_serve)
 

@@ -5,6 +5,10 @@ the old one keeps answering), then replaces the reference in one assignment. A r
 ``service.recommender`` once at its start and uses that object to the end, so requests in flight
 finish on the old model and every later request gets the new one; there is no moment when
 neither is served. Reloads are serialised; a failed reload leaves the old model in place.
+
+With ``stgnn serve --workers N`` every worker process holds its own :class:`Service`; ``peers``
+(set by :mod:`stgnn.serve.workers`) tells the other workers about a reload asked over HTTP, so
+``POST /admin/reload`` reloads every worker, not just the one that answered it.
 """
 from __future__ import annotations
 
@@ -33,10 +37,13 @@ class Service:
         token: bearer token for writes and admin calls (``None``: writes are open, admin is off).
         loader: ``run_dir -> Recommender`` used by :meth:`reload` (default ``Recommender.from_run``
             over ``store``).
+        peers: called with the loaded run folder after a reload with ``announce=True`` (the other
+            worker processes' reload; ``None``: this process is the only one).
     """
 
     def __init__(self, recommender: Recommender, store: CheckinStore, token: str | None = None,
-                 loader: Callable[[str | Path], Recommender] | None = None) -> None:
+                 loader: Callable[[str | Path], Recommender] | None = None,
+                 peers: Callable[[Path], None] | None = None) -> None:
         self.recommender = recommender
         self.store = store
         self.token = token or None
@@ -45,6 +52,7 @@ class Service:
         self.started_at = time.time()
         self._reload_lock = threading.Lock()
         self.reloads = 0
+        self.peers = peers
 
     @classmethod
     def from_env(cls, recommender: Recommender, store: CheckinStore, **kw: Any) -> "Service":
@@ -58,9 +66,10 @@ class Service:
             return False
         return hmac.compare_digest(header[len("Bearer "):].strip().encode(), self.token.encode())
 
-    def reload(self, run_dir: str | Path | None = None) -> dict[str, Any]:
+    def reload(self, run_dir: str | Path | None = None, announce: bool = False) -> dict[str, Any]:
         """Load ``run_dir`` (default: the run served now, e.g. after it was retrained in place) and
-        swap it in atomically (module docstring). Returns the new model's info."""
+        swap it in atomically (module docstring). Returns the new model's info. ``announce``: then
+        have the peer workers (if any) load the same run (they swap when they have loaded it)."""
         with self._reload_lock:
             target = Path(run_dir) if run_dir is not None else self.run_dir
             t0 = time.perf_counter()
@@ -70,6 +79,8 @@ class Service:
             self.run_dir = Path(new.loaded.run_dir)
             self.reloads += 1
             log.info("hot swap: %s -> %s in %.1f s", old.loaded.run_dir, new.loaded.run_dir, time.perf_counter() - t0)
+            if announce and self.peers is not None:
+                self.peers(self.run_dir)
             return {"previous": old.info(), "current": new.info(), "seconds": round(time.perf_counter() - t0, 3)}
 
     def reload_in_background(self, run_dir: str | Path | None = None) -> threading.Thread:

@@ -19,6 +19,13 @@ previous one by the protocol's gap rule when read (:mod:`stgnn.serve.live_batch`
 
 Thread safety: one SQLite connection per thread (``threading.local``); writers are serialised
 by a lock (SQLite allows one writer at a time anyway), readers never wait for them (WAL).
+
+Several processes (``stgnn serve --workers N``) may open one file: SQLite's file locks serialise
+their writers (``BEGIN IMMEDIATE`` waits up to 30 s for another process's commit), the unique
+``checkins.id`` keeps writes idempotent across processes (the duplicate check runs inside the
+writing transaction), and nothing a request reads is kept per process except what cannot go
+stale: a POI's or category's key never changes once committed, and :attr:`CheckinStore.version`
+is a counter in the file.
 """
 from __future__ import annotations
 
@@ -120,6 +127,7 @@ class CheckinStore:
         with self._write_lock:
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('pois_version', '0')")
             conn.commit()
         version = self.meta().get("schema_version")
         if version != str(SCHEMA_VERSION):
@@ -127,8 +135,6 @@ class CheckinStore:
                              "use another --store path", status=500)
         self._poi_cache: dict[str, int] = {}
         self._cat_cache: dict[str, int] = {}
-        # bumped whenever POIs or categories are added, so id maps built from them know to refresh
-        self.version = 0
         # group commit (add_checkins): queued jobs and the one writer thread that commits them
         self._queue: list[_WriteJob] = []
         self._queue_lock = threading.Lock()
@@ -180,6 +186,19 @@ class CheckinStore:
             c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
             c.execute("COMMIT")
 
+    @property
+    def version(self) -> int:
+        """Bumped (in the same transaction) whenever POIs or categories are added, so id maps and
+        POI tables built from them know to refresh. Kept in the file, not in this object: with
+        ``stgnn serve --workers N`` a POI registered through one process must refresh every
+        process's maps (one indexed read per call)."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'pois_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump_version(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'pois_version'")
+
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM checkins").fetchone()[0])
 
@@ -230,13 +249,13 @@ class CheckinStore:
                     # the default span), so a served catalog counts training traffic without the split
                     ("train_end", str(int(split.cuts["train_end"])) if "train_end" in split.cuts else ""),
                     ("traj_gap_hours", str(float(split.protocol.get("traj_gap_hours", 24.0))))])
+                self._bump_version(c)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
         self._poi_cache.clear()
         self._cat_cache.clear()
-        self.version += 1
         return len(rows)
 
     # ------------------------------------------------------------------ POIs and categories
@@ -376,8 +395,6 @@ class CheckinStore:
                         self._poi_cache.clear()
                         self._cat_cache.clear()
                 c.execute("COMMIT")
-                if any(r.get("registered_poi") for job in ok for r in job.results or []):
-                    self.version += 1
             except Exception as e:              # the commit itself failed: nothing of the group is durable
                 try:
                     c.execute("ROLLBACK")
@@ -423,6 +440,7 @@ class CheckinStore:
         out = {"id": cid, "status": "created", "seq": int(cur.lastrowid)}
         if registered:
             out["registered_poi"] = poi
+            self._bump_version(c)       # inside this job's savepoint: undone with it
         return out
 
     def user_rows(self, user: str, before: int, limit: int) -> UserRows:

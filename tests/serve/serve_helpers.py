@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,12 +20,16 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m stgnn serve --run RUN --store STORE --port PORT`` started and waited for.
+    """``python -m stgnn serve --run RUN --store STORE --port PORT [--workers N]`` started and waited for
+    (with ``workers`` > 1: until every worker serves).
 
-    Always bound to 127.0.0.1; ``stop()`` terminates (or ``kill()`` SIGKILLs) only this process.
+    Always bound to 127.0.0.1, in its own session (process group); ``stop()`` terminates the server
+    (its supervisor stops its workers), ``kill()`` SIGKILLs the server and every worker: only
+    processes this object started.
     """
 
-    def __init__(self, run: Path, store: Path, log: Path, token: str | None = None, timeout_s: float = 180.0) -> None:
+    def __init__(self, run: Path, store: Path, log: Path, token: str | None = None, timeout_s: float = 180.0,
+                 workers: int = 1) -> None:
         self.port = free_port()
         env = dict(os.environ)
         env.pop("STGNN_API_TOKEN", None)
@@ -34,13 +39,14 @@ class ServerProcess:
         self._log_f = open(log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stgnn", "serve", "--run", str(run), "--store", str(store), "--host", "127.0.0.1",
-             "--port", str(self.port)], stdout=self._log_f, stderr=subprocess.STDOUT, env=env)
+             "--port", str(self.port), "--workers", str(workers)], stdout=self._log_f, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"stgnn serve exited with {self.proc.returncode}: {log.read_text()[-2000:]}")
             try:
-                if self.get("/healthz")[0] == 200:
+                if self.get("/healthz")[0] == 200 and (workers == 1 or f"{workers} workers (pids" in log.read_text()):
                     return
             except OSError:
                 pass
@@ -67,9 +73,17 @@ class ServerProcess:
     def get(self, path: str) -> tuple[int, Any]:
         return self.request("GET", path)
 
+    def worker_pids(self) -> list[int]:
+        """The worker pids the supervisor printed (``--workers`` > 1)."""
+        line = next(l for l in self.log.read_text().splitlines() if "workers (pids" in l)
+        return [int(x) for x in line.split("(pids ")[1].rstrip(")").split()]
+
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        self.proc.kill()
+        """SIGKILL of the server's whole process group (the supervisor and its workers): no shutdown code runs."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(30)
         self._log_f.close()
 
@@ -79,6 +93,6 @@ class ServerProcess:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(30)
         self._log_f.close()

@@ -6,6 +6,7 @@ import http.client
 import threading
 import time
 
+import pytest
 from serve_helpers import ServerProcess
 
 from stgnn.serve.store import CheckinStore
@@ -15,10 +16,13 @@ MAX_WRITES = 5_000        # bounds of the write stream: count and time
 MAX_SECONDS = 90.0
 
 
-def test_sigkill_during_acknowledged_writes_loses_nothing(serve_runs, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_during_acknowledged_writes_loses_nothing(serve_runs, tmp_path, workers):
+    """With 2 workers the SIGKILL takes the supervisor and both workers, which were committing
+    to the one file side by side."""
     split = serve_runs["split"]
     store = tmp_path / "store.sqlite"
-    server = ServerProcess(serve_runs["STGNN"], store, tmp_path / "server.log", token="k")
+    server = ServerProcess(serve_runs["STGNN"], store, tmp_path / "server.log", token="k", workers=workers)
     acked: list[str] = []
     lock, stop = threading.Lock(), threading.Event()
     t_end = time.monotonic() + MAX_SECONDS

@@ -26,3 +26,20 @@ def test_the_cli_lists_serve_and_replay(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "serve" in out and "replay" in out
+
+
+def test_serve_rejects_a_bad_worker_count_and_a_taken_port(tmp_path, capsys, serve_runs):
+    import socket
+
+    run = str(serve_runs["UserHistory"])
+    assert main(["serve", "--run", run, "--store", str(tmp_path / "s.sqlite"), "--workers", "0"]) == 2
+    assert "--workers 0: give 1 to 64" in capsys.readouterr().err
+    assert not (tmp_path / "s.sqlite").exists()
+    with socket.socket() as taken:                      # another program listens on the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", "--run", run, "--store", str(tmp_path / "s.sqlite"), "--workers", "2",
+                     "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (tmp_path / "s.sqlite").exists()            # refused before the store was seeded
