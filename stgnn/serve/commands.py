@@ -13,6 +13,10 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stgnn.serve.store import CheckinStore
 
 DEFAULT_STORE = "serve_store.sqlite"
 
@@ -84,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, run_dir: Path, store: "CheckinStore", held: "socket.socket") -> int:
+def _serve_workers(args: argparse.Namespace, run_dir: Path, store: CheckinStore, held: socket.socket) -> int:
     """``--workers N``: this process binds the port and supervises N worker processes
     (:mod:`stgnn.serve.workers`); each loads the run and serves from the same store."""
     from stgnn.serve.service import TOKEN_ENV
