@@ -68,3 +68,17 @@ def cold_split(synthetic_table):
     df.loc[late, "lat"] += 0.001
     table = CheckinTable(df, name="synthetic_cold", source="synthetic_table with planted cold POIs")
     return make_split(table, ProtocolConfig(min_user_checkins=5, min_poi_checkins=1, keep_unseen=True))
+
+
+@pytest.fixture()
+def isolated(tmp_path, monkeypatch):
+    """A clean working folder and data root for recipe runs, with the split/input memos empty."""
+    from stgnn import recipes
+
+    monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    recipes._SPLITS.clear()
+    recipes._INPUTS.clear()
+    yield tmp_path
+    recipes._SPLITS.clear()
+    recipes._INPUTS.clear()

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS, Split
@@ -112,3 +113,19 @@ def metrics_vs_pop(model: Recommender, split: Split, **loader_kw) -> tuple[dict,
 
     test = SampleLoader(split, "test", batch_size=256, **loader_kw)
     return evaluate(model, test)[0], evaluate(build_for_split(Pop, split), test)[0]
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an operator returns (a memory bound
+    that does not depend on the allocator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out

@@ -10,17 +10,6 @@ from stgnn import recipes
 from stgnn.config import load_config
 
 
-@pytest.fixture()
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
-    yield tmp_path
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
-
-
 def _table(folder):
     folder.mkdir()
     (folder / "table.yaml").write_text(yaml.safe_dump({

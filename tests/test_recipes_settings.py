@@ -15,17 +15,6 @@ STGNN = {"model": "stgnn", "model_kwargs": {"dim": 8, "graph": "static", "graph_
          "train": {"epochs": 1, "batch_size": 512, "max_len": 8, "hist_len": 16}}
 
 
-@pytest.fixture()
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
-    yield tmp_path
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
-
-
 def _table(folder, **extra):
     folder.mkdir()
     spec = {

@@ -121,7 +121,12 @@ def precompute(model: nn.Module) -> list[str]:
     if callable(getattr(model, "encode_graph", None)):
         with torch.no_grad():
             encoded = model.encode_graph()
-        model.encode_graph = lambda need=None: encoded    # instance attribute shadows the method
+
+        def pinned_encode(need: dict[str, torch.Tensor] | None = None, compact: bool = False) -> dict[str, torch.Tensor]:
+            # the method's signature: ``compact`` asks for the ``need`` rows only, in their order
+            return {t: v[need[t]] for t, v in encoded.items() if t in need} if compact else encoded
+
+        model.encode_graph = pinned_encode                # instance attribute shadows the method
         pinned.append("encode_graph")
         out_poi = getattr(model, "out_poi", None)
         if isinstance(out_poi, nn.Module) and "poi" in encoded:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from modelkit import LargestTensor
 
 from stgnn.data.batch import SampleLoader
 from stgnn.eval.evaluate import evaluate, score_chunks, top_k
@@ -24,20 +24,6 @@ class DotModel(Recommender):
         # coarse scores, so ties occur and the pessimistic tie rule is exercised
         return (self.user[batch.user] @ self.poi.T).round(decimals=1)  # (B, P)
 
-
-class LargestTensor(TorchDispatchMode):
-    """Records the largest number of elements of any tensor an operator returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel())
-        return out
 
 
 def _loader(split, n: int) -> SampleLoader:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from fakes import FakeText
+from modelkit import LargestTensor
 
 from stgnn.data.batch import SampleLoader
 from stgnn.data.split import PARTS
@@ -418,20 +419,6 @@ def test_candidate_loss_equals_the_loss_from_full_logits(synthetic_split, graph,
     assert m.poi_emb.weight.grad.abs().sum() > 0
 
 
-class _Largest(torch.utils._python_dispatch.TorchDispatchMode):
-    """The largest number of elements of any tensor an operator returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel())
-        return out
-
 
 def test_a_sampled_training_step_costs_the_batch_not_the_pois(synthetic_split):
     """The same batch over 20,000 and 200,000 POIs: no tensor of a step grows with the POIs."""
@@ -442,7 +429,7 @@ def test_a_sampled_training_step_costs_the_batch_not_the_pois(synthetic_split):
         m = STGNN(synthetic_split.num_users, P, dim=8, graph="none", num_sampled=64, dist_matrix_max_pois=0).train()
         g = torch.Generator().manual_seed(0)
         m.attach_coordinates(40.7 + torch.rand(P, generator=g) / 10, -74.0 + torch.rand(P, generator=g) / 10)
-        with _Largest() as spy:
+        with LargestTensor() as spy:
             loss = m.loss(b)
         assert torch.isfinite(loss)
         largest[P] = spy.largest

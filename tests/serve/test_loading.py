@@ -74,3 +74,7 @@ def test_the_pinned_model_scores_bit_for_bit_as_the_unpinned_one(serve_runs, see
         batch = SampleLoader(split, test[:64], history="all_past", target_time="known").make_batch(test[:64])
         assert torch.equal(model.score(batch), plain.score(batch))
     assert len(lengths) >= 3, lengths                                           # prefixes of several lengths
+    need = {"user": torch.tensor([0, 2]), "poi": torch.tensor([1, 3, 4])}     # the method's compact form too
+    with torch.inference_mode():
+        got, want = model.encode_graph(need, compact=True), plain.encode_graph(need, compact=True)
+    assert got.keys() >= need.keys() and all(torch.equal(got[t], want[t]) for t in need)
