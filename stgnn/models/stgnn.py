@@ -68,6 +68,7 @@ from stgnn.models.encoders import make_sequence_encoder
 from stgnn.models.explain import explain
 from stgnn.models.graph_encoder import HeteroGraphEncoder
 from stgnn.models.poi_distances import PoiDistances
+from stgnn.models.poi_init import init_poi_embedding
 from stgnn.models.prior import ReferencePrior
 from stgnn.models.sampled_encoding import SampledGraphEncoding, needed_nodes
 from stgnn.models.sampled_softmax import draw_negatives, resolve_num_sampled, sampled_log_p_gen
@@ -84,14 +85,13 @@ class STGNN(PoiDistances, Recommender):
         num_users, num_pois: id-space sizes.
         dim: width of every representation.
         layer: graph layer (name, class or ``"pkg.mod.Class"``).
-        graph: ``"none"`` (id embeddings only), ``"static"``, ``"temporal"`` (edge ages to
-            layers that take ``edge_time``).
-        graph_layers: HeteroConv blocks.
+        graph: ``"none"`` (id embeddings only), ``"static"``, ``"temporal"`` (edge ages to layers taking ``edge_time``).
         text: ``"given"`` uses ``text_emb`` as POI input when provided, ``"none"`` ignores it.
         text_emb: ``(P, D)`` language-model embeddings of the POIs' text (or ``None``).
+        poi_init: ``"random"`` (``N(0, 1)``) or ``"text"``: POI id embeddings start at the PCA of ``text_emb``.
         time_enc, space_enc, attention, copy: ablation switches (module docstring).
         seq_encoder: ``"transformer"``, ``"lstm"``, ``"gru"`` or ``"none"``.
-        heads, seq_layers, dropout: sequence-encoder sizes.
+        heads, seq_layers, dropout: sequence-encoder sizes; graph_layers: HeteroConv blocks.
         num_sampled: ``> 0``: the generate softmax in ``loss`` uses the targets and this many uniform
             negatives shared by the batch (:mod:`~stgnn.models.sampled_softmax`; ``"auto"``: above 20k POIs).
         id_dropout: probability of dropping a POI's id embedding and bias per training step
@@ -134,7 +134,7 @@ class STGNN(PoiDistances, Recommender):
                  snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
                  cell_conv: str | type = "gcn",
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
-                 prior: dict[str, Any] | None = None) -> None:
+                 prior: dict[str, Any] | None = None, poi_init: str = "random") -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -157,6 +157,7 @@ class STGNN(PoiDistances, Recommender):
         # inputs of the graph encoder (or the embeddings themselves when graph == "none")
         self.user_emb = nn.Embedding(num_users, dim)
         self.poi_emb = nn.Embedding(num_pois, dim)
+        init_poi_embedding(self.poi_emb, poi_init, text_emb)   # "text": PCA of text_emb (poi_init.py)
         use_text = text == "given" and text_emb is not None
         self.register_buffer("text_emb", text_emb.float() if use_text else None)
         self.text_proj = nn.Linear(text_emb.shape[1], dim) if use_text else None
@@ -204,11 +205,11 @@ class STGNN(PoiDistances, Recommender):
     def input_spec(cls, *, graph: str = "temporal", text: str = "given", text_emb: Tensor | None = None,
                    snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
                    dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool = True,
-                   prior: dict[str, Any] | None = None, **_: Any) -> InputSpec:
+                   prior: dict[str, Any] | None = None, poi_init: str = "random", **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
-        the distance-bucket table when distances are encoded; text vectors when ``text_model``
-        names an encoder (and ``text`` is on); the reference's count index when ``prior`` is set."""
-        wants_text = text_model is not None and text_emb is None and text != "none"
+        the distance-bucket table when distances are encoded; text vectors when ``text_model`` names
+        an encoder (and ``text`` is on or ``poi_init="text"``); the reference's counts when ``prior`` is set."""
+        wants_text = text_model is not None and text_emb is None and (text != "none" or poi_init == "text")
         return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
                          dist_table_max_pois=dist_matrix_max_pois if space_enc != "none" else 0,
                          text=text_model if wants_text else None, text_profile=text_profile,
