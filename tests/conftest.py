@@ -82,3 +82,15 @@ def isolated(tmp_path, monkeypatch):
     yield tmp_path
     recipes._SPLITS.clear()
     recipes._INPUTS.clear()
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread for tiny models (more only add overhead and contend on a shared
+    machine); pinned numbers are recorded with it. Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

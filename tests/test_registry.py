@@ -55,13 +55,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {      # configs whose code paths differ
 CASES = {**{name: (name, kw) for name, kw in TINY.items()}, **VARIANTS}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- data

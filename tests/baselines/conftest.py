@@ -2,20 +2,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import Split
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and contend on a shared machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

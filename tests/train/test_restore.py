@@ -12,16 +12,10 @@ from stgnn.train.restore import load_trained
 
 
 @pytest.fixture()
-def finished_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+def finished_run(isolated):
     recipes.train_from_config(None, ["dataset=synthetic", "model=user_history", "name=uh", "train.progress=false",
                                      "train.tensorboard=false", "seeds=[0]"])
-    yield tmp_path / "results" / "uh" / "seed_0"
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    return isolated / "results" / "uh" / "seed_0"
 
 
 def test_a_run_is_rebuilt_without_its_split(finished_run):
