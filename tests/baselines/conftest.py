@@ -8,7 +8,9 @@ from stgnn.data.sources.synthetic import generate
 from stgnn.data.split import Split
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Every baseline test runs on one thread (a mark in a conftest would not reach the tests)."""
 
 
 @pytest.fixture(scope="module")
