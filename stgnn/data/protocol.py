@@ -151,15 +151,42 @@ def _positions(start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return traj, pos, lengths[traj] if len(start) else np.zeros(0, dtype=np.int64)
 
 
+def _single_valued(group: np.ndarray, n_groups: int, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first (n_groups,), several (n_groups,))``: each group's first row (-1 when empty) and
+    whether any of its rows differs from that row in one of ``values`` (NaN equals NaN).
+
+    Linear: every row is compared with its group's first row, so the (usually few) groups with
+    several values can be counted apart, by a sort of their rows alone.
+    """
+    first = np.full(n_groups, -1, dtype=np.int64)
+    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)  # the last write of each group is its first row
+    f = first[group]
+    differs = np.zeros(len(group), dtype=bool)
+    for v in values:
+        a, b = v, v[f]
+        ne = a != b
+        if v.dtype.kind == "f":
+            ne &= ~(np.isnan(a) & np.isnan(b))
+        differs |= ne
+    several = np.zeros(n_groups, dtype=bool)
+    several[group[differs]] = True
+    return first, several
+
+
 def _mode_per_group(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
     """``(n_groups,)`` most frequent ``value`` (int codes) per group; ties -> smallest value."""
     out = np.full(n_groups, -1, dtype=np.int64)
     if not len(group):
         return out
-    pairs = pd.DataFrame({"g": group, "v": value}).value_counts().reset_index(name="n")
-    pairs = pairs.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="stable")
-    first = pairs.drop_duplicates("g")
-    out[first["g"].to_numpy()] = first["v"].to_numpy()
+    first, several = _single_valued(group, n_groups, value)
+    one = (first >= 0) & ~several
+    out[one] = value[first[one]]
+    if several.any():  # count (group, value) pairs of the groups with several values only
+        rows = several[group]
+        pairs = pd.DataFrame({"g": group[rows], "v": value[rows]}).value_counts().reset_index(name="n")
+        pairs = pairs.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="stable")
+        pick = pairs.drop_duplicates("g")
+        out[pick["g"].to_numpy()] = pick["v"].to_numpy()
     return out
 
 
@@ -311,7 +338,14 @@ def _mode_coords(poi: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pois: int)
     out_lat, out_lon = np.full(n_pois, np.nan), np.full(n_pois, np.nan)
     if not len(poi):
         return out_lat, out_lon
-    c = pd.DataFrame({"g": poi, "lat": lat, "lon": lon}).value_counts(dropna=False).reset_index(name="n")
+    # A loaded table has one canonical pair per POI: only POIs with several are counted.
+    first, several = _single_valued(poi, n_pois, lat, lon)
+    one = (first >= 0) & ~several
+    out_lat[one], out_lon[one] = lat[first[one]], lon[first[one]]
+    if not several.any():
+        return out_lat, out_lon
+    rows = several[poi]
+    c = pd.DataFrame({"g": poi[rows], "lat": lat[rows], "lon": lon[rows]}).value_counts(dropna=False).reset_index(name="n")
     c = c.sort_values(["g", "n", "lat", "lon"], ascending=[True, False, True, True], kind="stable")
     c = c.drop_duplicates("g")
     out_lat[c["g"].to_numpy()] = c["lat"].to_numpy()
@@ -370,8 +404,9 @@ def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.nda
     traj_user = u_new[first].astype(np.int64)
     user_ptr = np.searchsorted(u_new, np.arange(n_users + 1), side="left").astype(np.int64)
 
-    # Keys in sorted order: Split.fingerprint hashes samples in dict order and Split.load
-    # restores them sorted, so any other order would change the fingerprint on a round trip.
+    # Keys in sorted order: Split.fingerprint hashes samples in dict order and cache files of
+    # format 1 written before 2026-11-30 restore them sorted, so any other order would change
+    # the fingerprint on a round trip through such a file.
     samples = {"test": np.flatnonzero(eval_target & (part == 2)).astype(np.int64),
                "train": np.flatnonzero(train_target & (part == 0)).astype(np.int64),
                "val": np.flatnonzero(eval_target & (part == 1)).astype(np.int64)}

@@ -246,3 +246,32 @@ def test_table_sorts_by_time_then_user_string() -> None:
     assert t.df["user"].tolist() == ["u3", "u10", "u2", "u1"]  # "u10" < "u2" as strings
     assert t.df.index.tolist() == [0, 1, 2, 3]
     assert str(t.df["user"].dtype) == str(pd.Series(["x"]).dtype)  # pandas' own string dtype, no objects
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_modes_per_poi_match_counting_all_rows(seed) -> None:
+    """The linear path (groups with one value) and the counted one (several values) together
+    give the most frequent value / coordinate pair of every group, ties to the smallest."""
+    from stgnn.data.protocol import _mode_coords, _mode_per_group
+
+    rng = np.random.default_rng(seed)
+    n, n_groups = 4000, 60
+    group = rng.integers(0, n_groups - 5, n)  # the last groups stay empty
+    single = group % 3 == 0  # a third of the groups hold one value, the others several
+    value = np.where(single, group % 7, rng.integers(0, 4, n))
+    lat = np.where(single, group * 0.5, rng.choice([1.0, 2.0, np.nan], n))
+    lon = np.where(single, -group * 0.25, rng.choice([3.0, -0.0, np.nan], n))
+    want_v = np.full(n_groups, -1)
+    want_lat, want_lon = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    for g in np.unique(group):
+        vals, counts = np.unique(value[group == g], return_counts=True)
+        want_v[g] = vals[np.argmax(counts)]  # np.unique sorts: argmax is the smallest of the ties
+        pairs = pd.DataFrame({"lat": lat[group == g], "lon": lon[group == g]}).value_counts(dropna=False)
+        pairs = pairs.reset_index(name="n").sort_values(["n", "lat", "lon"], ascending=[False, True, True],
+                                                        kind="stable")
+        want_lat[g], want_lon[g] = pairs["lat"].iloc[0], pairs["lon"].iloc[0]
+    np.testing.assert_array_equal(_mode_per_group(group, value, n_groups), want_v)
+    got_lat, got_lon = _mode_coords(group, lat, lon, n_groups)
+    np.testing.assert_array_equal(got_lat, want_lat)
+    np.testing.assert_array_equal(got_lon, want_lon)
+    assert np.isnan(got_lat[-5:]).all() and (want_v[-5:] == -1).all()
