@@ -3,7 +3,7 @@
 Layout under ``root`` (like a PyG dataset)::
 
     root/raw/                         raw files a fetcher downloads (local files are read in place)
-    root/processed/<name>-<key>.npz   the Split (``Split.to_bytes``)
+    root/processed/<name>-<key>.npz   the Split (``Split.write``: uncompressed npz)
     root/processed/<name>-<key>.json  its manifest
     root/processed/<name>-<key>.lock  taken (``fcntl.flock``) while the pair is checked or written
     root/processed/tables.json        loader options (column mapping...) of own table files
@@ -38,7 +38,7 @@ from stgnn.data.protocol import ProtocolConfig, make_split
 from stgnn.data.usable import require_usable
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import Split
-from stgnn.utils.io import atomic_write_bytes, atomic_write_json, file_lock, remove_stale_temps
+from stgnn.utils.io import atomic_write_file, atomic_write_json, file_lock, remove_stale_temps
 
 # Bump when make_split or a loader changes what it produces for the same input.
 # 2: plausibility window on times, control characters refused in ids, per-line encodings.
@@ -168,17 +168,17 @@ def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.
 
         split = _build(spec, raw_path, name, protocol, load_kw)
         require_usable(split)  # an empty split is an error, never a cached result
-        data = split.to_bytes()
         manifest = {
             "name": name, "key": key, "processing_version": PROCESSING_VERSION,
             "raw": {"path": str(raw_path) if raw_path else None, "sha256": raw_sha,
                     "size": raw_path.stat().st_size if raw_path else None},
             "protocol": protocol.to_dict(), "load_kw": load_kw,
             "split_fingerprint": split.fingerprint(),
-            "processed": {"file": data_path.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        atomic_write_bytes(data_path, data)
+        # streamed to disk (no bytes copy of the file); size and sha256 of what was written
+        size, sha = atomic_write_file(data_path, split.write, digest=True)
+        manifest["processed"] = {"file": data_path.name, "size": size, "sha256": sha}
         atomic_write_json(manifest_path, manifest)
     split.stats["cache"] = {"hit": False, "key": key, "file": str(data_path)}
     return split
@@ -254,18 +254,22 @@ def _load_checked(data_path: Path, manifest_path: Path) -> tuple[Split | None, s
             or not isinstance(want.get("size"), int) or not isinstance(want.get("sha256"), str)):
         return None, (f"manifest {manifest_path} is of another processing version or shape "
                       f"(version {manifest.get('processing_version')!r})")
+    # One open file: checked (size, then sha256 in chunks) and parsed array by array, so no
+    # copy of the whole file is held; the lock keeps writers out meanwhile.
     try:
-        data = data_path.read_bytes()
+        with open(data_path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != want["size"]:
+                return None, f"processed file {data_path} is truncated or resized ({size} != {want['size']} bytes)"
+            if hashlib.file_digest(f, "sha256").hexdigest() != want["sha256"]:
+                return None, f"processed file {data_path} is corrupt (sha256 differs from the manifest)"
+            f.seek(0)
+            try:
+                split = Split.read(f)
+            except Exception as e:  # noqa: BLE001 - any parse failure means: rebuild
+                return None, f"processed file {data_path} cannot be parsed ({type(e).__name__}: {e})"
     except OSError as e:
         return None, f"processed file {data_path} unreadable ({e})"
-    if len(data) != want["size"]:
-        return None, f"processed file {data_path} is truncated or resized ({len(data)} != {want['size']} bytes)"
-    if hashlib.sha256(data).hexdigest() != want["sha256"]:
-        return None, f"processed file {data_path} is corrupt (sha256 differs from the manifest)"
-    try:
-        split = Split.from_bytes(data)
-    except Exception as e:  # noqa: BLE001 - any parse failure means: rebuild
-        return None, f"processed file {data_path} cannot be parsed ({type(e).__name__}: {e})"
     if split.fingerprint() != manifest.get("split_fingerprint"):
         return None, f"processed file {data_path} does not match its manifest fingerprint"
     return split, None

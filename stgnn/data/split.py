@@ -23,11 +23,11 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from stgnn.utils.io import atomic_write_bytes
+from stgnn.utils.io import atomic_write_file
 
 PARTS = {"train": 0, "val": 1, "test": 2}
 SPLIT_FORMAT_VERSION = 1
@@ -123,58 +123,70 @@ class Split:
                 f"trajectories={self.num_trajectories}, samples[{s}])")
 
     # ------------------------------------------------------------------ (de)serialisation
-    def to_bytes(self) -> bytes:
-        """Serialise to ``.npz`` bytes (arrays) with a JSON header (dicts)."""
+    def write(self, f: BinaryIO) -> None:
+        """Serialise into the open binary file ``f`` as ``.npz`` (arrays, uncompressed) with a
+        JSON header (dicts); the arrays are streamed, not first gathered in one ``bytes``."""
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"format": SPLIT_FORMAT_VERSION}
-        for f in fields(self):
-            v = getattr(self, f.name)
+        for f_ in fields(self):
+            v = getattr(self, f_.name)
             if isinstance(v, np.ndarray):
-                arrays[f.name] = v.astype(str) if v.dtype == object else v
+                arrays[f_.name] = v.astype(str) if v.dtype == object else v
                 meta.setdefault("object_arrays", [])
                 if v.dtype == object:
-                    meta["object_arrays"].append(f.name)
-            elif f.name in ("samples", "flags"):
-                meta[f.name] = sorted(v)
+                    meta["object_arrays"].append(f_.name)
+            elif f_.name in ("samples", "flags"):
+                meta[f_.name] = list(v)  # the dict's own order, restored by read
                 for k, a in v.items():
-                    arrays[f"{f.name}.{k}"] = a
+                    arrays[f"{f_.name}.{k}"] = a
             else:
-                meta[f.name] = v
+                meta[f_.name] = v
         arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+        np.savez(f, **arrays)
+
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`write` writes."""
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        self.write(buf)
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Split":
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+    def read(cls, f: BinaryIO) -> "Split":
+        """The Split :meth:`write` wrote into ``f`` (an open binary file, seekable): each array
+        is read once into its own memory, with no copy of the whole file."""
+        with np.load(f, allow_pickle=False) as z:
             meta = json.loads(bytes(z["__meta__"]).decode())
             if meta.get("format") != SPLIT_FORMAT_VERSION:
                 raise ValueError(f"Split format {meta.get('format')} != {SPLIT_FORMAT_VERSION}")
             kw: dict[str, Any] = {}
-            for f in fields(cls):
-                if f.name in ("samples", "flags"):
-                    kw[f.name] = {k: z[f"{f.name}.{k}"] for k in meta[f.name]}
-                elif f.name in z.files:
-                    a = z[f.name]
-                    kw[f.name] = a.astype(object) if f.name in meta.get("object_arrays", []) else a
+            for f_ in fields(cls):
+                if f_.name in ("samples", "flags"):
+                    kw[f_.name] = {k: z[f"{f_.name}.{k}"] for k in meta[f_.name]}
+                elif f_.name in z.files:
+                    a = z[f_.name]
+                    kw[f_.name] = a.astype(object) if f_.name in meta.get("object_arrays", []) else a
                 else:
-                    kw[f.name] = meta[f.name]
+                    kw[f_.name] = meta[f_.name]
         return cls(**kw)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Split":
+        return cls.read(io.BytesIO(data))
 
     def save(self, path: str | os.PathLike) -> None:
         """Atomic write (temp file in the same folder, then rename)."""
-        atomic_write_bytes(path, self.to_bytes())
+        atomic_write_file(path, self.write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Split":
-        return cls.from_bytes(Path(path).read_bytes())
+        with open(path, "rb") as f:
+            return cls.read(f)
 
     def fingerprint(self) -> str:
         """A short content hash (protocol + arrays), written into every run's results."""
         h = hashlib.sha256(json.dumps(self.protocol, sort_keys=True, default=_json_default).encode())
         for a in (self.poi, self.user, self.ts, self.part, *(self.samples[k] for k in sorted(self.samples))):
-            h.update(np.ascontiguousarray(a).tobytes())
+            h.update(np.ascontiguousarray(a))  # the array's buffer itself: no bytes copy
         return h.hexdigest()[:16]
 
 

@@ -9,13 +9,14 @@ NaN and infinities (e.g. the std of one seed) are written as ``null``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 try:  # POSIX advisory locks; elsewhere concurrent writers are simply not serialised
     import fcntl
@@ -40,14 +41,34 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half."""
+    atomic_write_file(path, lambda f: f.write(data))
+
+
+def atomic_write_file(path: str | os.PathLike, write: Callable[[BinaryIO], Any], *,
+                      digest: bool = False) -> tuple[int, str | None]:
+    """Atomically write what ``write(f)`` writes into the open binary file ``f`` (seekable; e.g.
+    :func:`numpy.savez`), so a large payload is streamed to disk without one ``bytes`` copy of it.
+
+    Args:
+        digest: also return the sha256 of the written file (read back in chunks from the synced
+            temp file, before the rename: what a reader will find).
+
+    Returns:
+        ``(size in bytes, hex sha256 or None)``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+            size = os.fstat(f.fileno()).st_size
+            sha = None
+            if digest:
+                f.seek(0)
+                sha = hashlib.file_digest(f, "sha256").hexdigest()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -55,6 +76,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    return size, sha
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

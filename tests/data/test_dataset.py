@@ -102,6 +102,32 @@ def test_synthetic_source_is_cached(tmp_path: Path) -> None:
     assert a.fingerprint() == b.fingerprint() and a.name == "synthetic"
 
 
+def test_cache_round_trip_is_identical(tmp_path: Path) -> None:
+    """A cache hit gives back every field as built: values, dtypes, ids, flags, stats."""
+    import dataclasses
+
+    import numpy as np
+
+    kw = dict(num_users=8, num_pois=30, days=12, seed=5)
+    a = prepare("synthetic", CFG, root=tmp_path, **kw)
+    b = prepare("synthetic", CFG, root=tmp_path, **kw)
+    assert (a.stats["cache"]["hit"], b.stats["cache"]["hit"]) == (False, True)
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, f.name
+            assert (x.tolist() == y.tolist()) if x.dtype == object else np.array_equal(x, y, equal_nan=True), f.name
+        elif f.name in ("samples", "flags"):
+            assert list(x) == list(y), f.name
+            for k in x:
+                assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), (f.name, k)
+        elif f.name == "stats":
+            assert {k: v for k, v in x.items() if k != "cache"} == {k: v for k, v in y.items() if k != "cache"}
+        else:
+            assert x == y, f.name
+    assert len(a.samples["test"]) and a.flags["revisit"].any()
+
+
 # --------------------------------------------------------------------------- robustness
 
 def test_raw_file_edited_in_place_with_size_and_mtime_kept_gets_a_new_key(raw: Path, tmp_path: Path) -> None:
