@@ -203,10 +203,10 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
     """
     cfg = cfg or ProtocolConfig()
     df = table.df
-    stats: dict[str, Any] = {"rows_in": len(df), "users_in": table.num_users, "pois_in": table.num_pois}
-
     user_code, user_uniq = _string_rank(df["user"])
     poi_code, poi_uniq = _string_rank(df["poi"])
+    # the distinct ids counted from their codes (table.num_users would hash the column again)
+    stats: dict[str, Any] = {"rows_in": len(df), "users_in": len(user_uniq), "pois_in": len(poi_uniq)}
     ts_all = df["ts"].to_numpy(np.int64)
 
     keep = _filter(user_code, poi_code, cfg, stats)

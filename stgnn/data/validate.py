@@ -29,6 +29,7 @@ from stgnn.data.schema import COLUMNS, TZ_MAX, TZ_MIN, CleaningReport, DataError
 from stgnn.data.textio import decode_lines, read_bytes, split_lines
 
 log = logging.getLogger(__name__)
+Factor = tuple  # (codes (N,) int, uniques (K,)): what pd.factorize returns
 
 OnBadRow = Literal["raise", "skip"]
 
@@ -175,7 +176,7 @@ class RowChecker:
     def require_nonempty(self, values: pd.Series, field: str) -> None:
         self.flag(blank_mask(values), field, lambda i: "empty id")
 
-    def require_id(self, values: pd.Series, field: str) -> None:
+    def require_id(self, values: pd.Series, field: str, factor: Factor | None = None) -> None:
         """Ids must be non-blank and printable: a NUL or control character makes a phantom id
         (``"u28\\x00"`` beside ``"u28"``) that no user would recognise."""
         def kinds(v: pd.Series) -> np.ndarray:  # one pass over the distinct ids: 1 blank, 2 control
@@ -186,15 +187,15 @@ class RowChecker:
                 control = np.fromiter((_CONTROL.search(x) is not None for x in arr), dtype=bool, count=len(arr))
             return blank.astype(np.int8) | (control.astype(np.int8) << 1)
 
-        kind = by_value(values, kinds)
+        kind = by_value(values, kinds, factor)
         self.flag(kind & 1 > 0, field, lambda i: "empty id")
         bad = kind & 2 > 0
         self.flag(bad, field, lambda i: f"id {values.iloc[i]!r} contains a control character "
                                         f"({_first_control(values.iloc[i])}); ids must be printable text")
 
-    def require_no_nul(self, values: pd.Series, field: str) -> None:
+    def require_no_nul(self, values: pd.Series, field: str, factor: Factor | None = None) -> None:
         """Free text may hold any character but NUL (a sign of binary or UTF-16 data)."""
-        bad = _matches(values, _NUL)
+        bad = _matches(values, _NUL, factor)
         self.flag(bad, field, lambda i: f"{values.iloc[i][:40]!r} contains a NUL byte; is the file "
                                         "binary or UTF-16? Save it as UTF-8 text")
 
@@ -306,17 +307,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NUL = re.compile("\x00")
 
 
-def by_value(values: pd.Series, fn: Callable[[pd.Series], Any]) -> Any:
+def by_value(values: pd.Series, fn: Callable[[pd.Series], Any], factor: Factor | None = None) -> Any:
     """``fn(values)`` computed on one row per distinct value and spread back to every row.
 
     Ids, coordinates and categories repeat across check-ins (10^7 check-ins hold ~10^5 users and
-    POIs), so per-value Python work (``str.isspace``, ``float()``, ``str()``) runs once per
-    distinct value, and the column is hashed as it is stored (no Python object per row).
+    POIs), so per-value Python work (``str.isspace``, ``float()``) runs once per distinct value,
+    and the column is hashed as it is stored (no Python object per row), once (``factor``).
 
     Args:
         values: ``(N,)`` a column. Floats are told apart by their bits (``-0.0`` from ``0.0``).
         fn: ``(K,)`` Series of the same dtype, the first row of each distinct value ->
             ``(K,)`` array or Series (``fn`` must be elementwise).
+        factor: ``pd.factorize(values, use_na_sentinel=False)`` if the caller has it.
 
     Returns:
         ``(N,)`` numpy array, or a Series when ``fn`` returns one.
@@ -324,7 +326,7 @@ def by_value(values: pd.Series, fn: Callable[[pd.Series], Any]) -> Any:
     key: Any = values
     if values.dtype.kind == "f":
         key = np.ascontiguousarray(values.to_numpy()).view(f"i{values.dtype.itemsize}")
-    codes, uniques = pd.factorize(key, use_na_sentinel=False)
+    codes, uniques = factor if factor is not None else pd.factorize(key, use_na_sentinel=False)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write of each code is its first row
     out = fn(values.iloc[first].reset_index(drop=True))
@@ -333,7 +335,7 @@ def by_value(values: pd.Series, fn: Callable[[pd.Series], Any]) -> Any:
     return np.asarray(out)[codes]
 
 
-def _matches(values: pd.Series, pattern: re.Pattern) -> np.ndarray:
+def _matches(values: pd.Series, pattern: re.Pattern, factor: Factor | None = None) -> np.ndarray:
     """``(N,)`` bool: the string contains ``pattern`` (per distinct value, :func:`by_value`)."""
     def fn(v: pd.Series) -> np.ndarray:
         arr = v.fillna("").astype(str).to_numpy(dtype=object)
@@ -341,7 +343,7 @@ def _matches(values: pd.Series, pattern: re.Pattern) -> np.ndarray:
             return np.zeros(len(arr), dtype=bool)
         return np.fromiter((pattern.search(x) is not None for x in arr), dtype=bool, count=len(arr))
 
-    return by_value(values, fn)
+    return by_value(values, fn, factor)
 
 
 def _first_control(value: str) -> str:
@@ -392,19 +394,20 @@ def _sep_name(sep: str) -> str:
 
 # --------------------------------------------------------------------------- cleaning
 
-def finalize(df: pd.DataFrame, report: CleaningReport, *, drop_duplicates: bool = True
-             ) -> pd.DataFrame:
+def finalize(df: pd.DataFrame, report: CleaningReport, *, drop_duplicates: bool = True,
+             codes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Drop exact duplicate rows and give each POI one canonical coordinate.
 
     ``df`` has the contract :data:`~stgnn.data.schema.COLUMNS` in file order (so "first seen"
-    means first in the file). The canonical coordinate of a POI is its most frequent non-NaN
-    ``(lat, lon)``; ties go to the one seen first. Counts go into ``report``.
+    means first in the file); ``codes``: ``(N,)`` factor codes of text columns the caller has.
+    The canonical coordinate of a POI is its most frequent non-NaN ``(lat, lon)``; ties go to
+    the one seen first. Counts go into ``report``.
     """
-    df = df.reset_index(drop=True)
-    poi_codes = pd.factorize(df["poi"])[0]
+    df, codes = df.reset_index(drop=True), codes or {}
+    poi_codes = codes["poi"] if "poi" in codes else pd.factorize(df["poi"])[0]
     if drop_duplicates:
         # Integer codes for the text columns: hashing ints is much faster than hashing strings.
-        key = {c: poi_codes if c == "poi" else _hashable(df[c]) for c in COLUMNS}
+        key = {c: poi_codes if c == "poi" else codes[c] if c in codes else _hashable(df[c]) for c in COLUMNS}
         dup = duplicate_rows(key)
         report.duplicates_dropped += int(dup.sum())
         if dup.any():
@@ -416,9 +419,8 @@ def duplicate_rows(columns: dict[str, np.ndarray]) -> np.ndarray:
     """``(N,)`` bool: rows equal in every column to an earlier row (``DataFrame.duplicated()``).
 
     A 64-bit mix of each row's values finds the candidates: a row whose mix no other row shares
-    has no equal. Only the candidates (the duplicates, and the
-    rare rows that merely share a mix) are compared column by column, so hashing 8 columns of
-    every row into one table, which grew faster than the rows, happens for those alone.
+    has no equal. Only the candidates (duplicates, rare rows that merely share a mix) are
+    compared column by column (hashing 8 columns of every row grew faster than the rows).
     """
     n = len(next(iter(columns.values())))
     mix = np.zeros(n, dtype=np.uint64)
@@ -443,9 +445,7 @@ def duplicate_rows(columns: dict[str, np.ndarray]) -> np.ndarray:
 
 def _hashable(col: pd.Series) -> np.ndarray:
     """Numbers as they are, anything else as ``(N,)`` int factor codes."""
-    if pd.api.types.is_numeric_dtype(col.dtype):
-        return col.to_numpy()
-    return pd.factorize(col)[0]
+    return col.to_numpy() if pd.api.types.is_numeric_dtype(col.dtype) else pd.factorize(col)[0]
 
 
 def canonical_coordinates(df: pd.DataFrame, report: CleaningReport,

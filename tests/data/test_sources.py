@@ -160,6 +160,19 @@ def test_parquet(tmp_path):
     assert t.df["user"].tolist() == ["8", "7"] and t.df["ts"].tolist() == [1640995205, 1640995210]
 
 
+
+def test_ids_equal_once_stripped_are_one_id_and_such_rows_duplicates(tmp_path):
+    """Ids are stripped per distinct value: " u1 " and "u1" are one user, and rows equal only
+    after stripping are duplicates; categories and text are kept as written."""
+    p = tmp_path / "c.csv"
+    p.write_text("u,i,t,c,x\n u1 ,p1,1400000000, a ,t\nu1,p1 ,1400000000, a ,t\n"
+                 "u2,  p1,1400000100,a,t \nu1,p2,1400000200, a ,t\n")
+    t = load_table(p, {"user": "u", "item": "i", "time": "t", "category": "c", "text": "x"}, time_unit="s")
+    assert t.report.duplicates_dropped == 1
+    assert t.df[["user", "poi", "category", "poi_text"]].values.tolist() == [
+        ["u1", "p1", " a ", "t"], ["u2", "p1", "a", "t "], ["u1", "p2", " a ", "t"]]
+    assert t.num_users == 2 and t.num_pois == 2
+
 # --------------------------------------------------------------------------- dispatch
 
 def test_sniff_and_load_source(tmp_path):

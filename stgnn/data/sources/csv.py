@@ -125,27 +125,32 @@ def load_table(path: str | Path, columns: Mapping[str, str] | str, *, time_unit:
     # numbers (Parquet) are checked as numbers; everything else as text
     col = {k: raw[c].reset_index(drop=True) if k in NUMERIC_KEYS and is_number_column(raw[c]) else _as_str(raw[c])
            for k, c in columns.items() if k != "time"}
-    chk.require_id(col["user"], "user")
-    chk.require_id(col["item"], "item")
+    # Each text column is hashed once (10^7 rows hold ~10^5 distinct ids): its codes serve the
+    # checks, the stripping of ids and finalize's duplicate and coordinate passes.
+    fac = {k: pd.factorize(col[k], use_na_sentinel=False) for k in TEXT_KEYS if k in col}
+    chk.require_id(col["user"], "user", fac["user"])
+    chk.require_id(col["item"], "item", fac["item"])
     for k in ("category", "text"):
         if k in col:
-            chk.require_no_nul(col[k], k)
+            chk.require_no_nul(col[k], k, fac[k])
     ts = _parse_time(raw[columns["time"]], time_unit, chk, window, line_no)
     n = len(raw)
     empty = pd.Series(np.full(n, ""), dtype=object)  # no location: NaN coordinates
     lat, lon = chk.check_coords(col.get("lat", empty), col.get("lon", empty), optional=True)
     tz = chk.check_tz(col["tz"], "tz") if "tz" in col else np.full(n, tz_offset_min)
     keep = chk.resolve(on_bad_row, report, extra=counts)
+    fac["user"], fac["item"] = _stripped(fac["user"]), _stripped(fac["item"])
     df = pd.DataFrame({
-        "user": col["user"].str.strip().array, "poi": col["item"].str.strip().array,
+        "user": fac["user"][1].array.take(fac["user"][0]), "poi": fac["item"][1].array.take(fac["item"][0]),
         "category": col["category"].array if "category" in col else "",
         "lat": lat, "lon": lon, "ts": ts, "tz_offset_min": tz,
         "poi_text": col["text"].array if "text" in col else "",
     })
+    codes = {CONTRACT[k]: c for k, (c, _) in fac.items()}
     if not keep.all():
-        df = df.loc[keep]
+        df, codes = df.loc[keep], {k: c[keep] for k, c in codes.items()}
     require_rows(df, path, report)
-    df = finalize(df, report, drop_duplicates=drop_duplicates)
+    df = finalize(df, report, drop_duplicates=drop_duplicates, codes=codes)
     return CheckinTable(df, name=name or path.name.split(".")[0], source=str(path), report=report)
 
 
@@ -155,6 +160,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     except (OSError, ValueError, ImportError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise DataError(path, None, "parquet", f"cannot read as Parquet ({type(e).__name__}: {e}); is the "
                         "file complete? Re-export it, or give a .csv name if it is text") from None
+
+
+TEXT_KEYS = ("user", "item", "category", "text")
+CONTRACT = {"user": "user", "item": "poi", "category": "category", "text": "poi_text"}  # key -> COLUMNS name
+
+
+def _stripped(factor: tuple[np.ndarray, Any]) -> tuple[np.ndarray, Any]:
+    """The factor of the values with surrounding whitespace stripped, from that of the values:
+    each distinct value is stripped once (values equal once stripped share a code)."""
+    codes, uniques = factor
+    s_codes, s_uniques = pd.factorize(pd.Series(uniques).str.strip(), use_na_sentinel=False)
+    return s_codes[codes], s_uniques
 
 
 def _as_str(s: pd.Series) -> pd.Series:
