@@ -26,7 +26,9 @@ the cost of one sample grows with the data), and writes JSON to ``benchmarks/res
 Kernel time: at 10^7 rows a column is ~80 MB, above glibc's largest mmap threshold (32 MB), so
 every temporary array is mapped fresh and page-faulted in, then unmapped (``prepare_sys_s``); at
 10^6 the same arrays are reused from the heap. The last command keeps them in the heap (glibc's
-and Arrow's allocators) to show that part apart from the code's own cost.
+and Arrow's allocators) to show that part apart from the code's own cost. ``prepare`` hashes each
+text column once and writes the cache streamed into its file; a cache hit checks and reads the
+file array by array (no whole-file copy), so ``cache_load_s`` is one read of the arrays.
 
 Memory safety: before each size the parent checks ``MemAvailable`` against an estimate of the
 peak (``--gb-per-1e7``, measured 2026-11-30) plus ``--headroom-gb`` and refuses the size
