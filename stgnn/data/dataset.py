@@ -19,6 +19,10 @@ mismatching pair is rebuilt with a message on stderr. The npz and its manifest a
 unit under the key's lock, so concurrent prepares never leave a pair from two writers; temp files
 left by a killed writer are removed under the same lock.
 
+A pre-split set (``NYC_train.csv``, ``NYC_val.csv``, ``NYC_test.csv``; see
+:mod:`stgnn.data.sources.presplit`) is named by its folder or any of its files; its key hashes all
+three files.
+
 Own CSV/Parquet files need loader options (``columns``, ``time_unit``...). Given once (``stgnn
 data prepare my.csv --columns ...`` or ``dataset.columns`` in a config), they are remembered in
 ``tables.json`` for that file, so ``stgnn train dataset=my.csv`` finds them.

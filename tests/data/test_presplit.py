@@ -218,3 +218,29 @@ def test_train_and_stats_on_the_set_from_the_command_line(tmp_path, monkeypatch,
         metrics = json.loads((tmp_path / "results" / model / "seed_0" / "metrics.json").read_text())
         assert metrics["num_test"] == 3 and 0 < metrics["test"]["MRR"] <= 1
     recipes._SPLITS.clear()
+
+
+def test_preflight_takes_a_folder_holding_a_set(tmp_path):
+    from stgnn.config import ConfigError
+    from stgnn.preflight import check_dataset
+
+    check_dataset(str(GETNEXT))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="is a folder; give a data file, a folder holding one pre-split set"):
+        check_dataset(str(tmp_path / "empty"))
+    two = tmp_path / "two"
+    shutil.copytree(GETNEXT, two)
+    for f in GETNEXT.iterdir():
+        shutil.copy(f, two / f.name.replace("NYC", "NYC2"))
+    with pytest.raises(ConfigError, match=r"holds 2 pre-split sets \(NYC2_train.csv, NYC_train.csv\)"):
+        check_dataset(str(two))
+
+
+def test_an_empty_test_file_is_refused_naming_the_files(tmp_path):
+    from stgnn.data.usable import SplitError
+
+    folder = _copy(tmp_path)
+    test = folder / "NYC_test.csv"
+    test.write_text(test.read_text().split("\n", 1)[0] + "\n")
+    with pytest.raises(SplitError, match=r"test split is empty: the pre-split set .*NYC_test.csv\) gives 0 test"):
+        prepare(folder, root=tmp_path / "data")
