@@ -118,6 +118,11 @@ def test_sthgcn_names_read_the_same_split(table):
     assert a.fingerprint() == b.fingerprint()
 
 
+def test_utc_times_in_the_raw_tsmc_spelling_read_the_same(table, tmp_path):
+    folder = _copy(tmp_path, {"test": ("2012-04-12 13:00:00+00:00", "Thu Apr 12 13:00:00 +0000 2012")})
+    assert make_split(load_source(folder)).fingerprint() == make_split(table).fingerprint()
+
+
 def test_options_that_a_file_split_cannot_apply(table):
     with pytest.raises(ValueError, match="leave_last cannot apply"):
         make_split(table, ProtocolConfig(protocol="leave_last"))

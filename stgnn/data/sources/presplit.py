@@ -25,7 +25,8 @@ trajectory  ``trajectory_id`` ``pseudo_session_trajectory_id``
 GETNext's full header is ``user_id, POI_id, POI_catid, POI_catid_code, POI_catname, latitude,
 longitude, timezone, UTC_time, local_time, day_of_week, norm_in_day_time, trajectory_id,
 norm_day_shift, norm_relative_time``; STHGCN renames these 15 columns by position. UTC times are
-ISO-8601 (``2012-04-03 18:00:09+00:00``; without an offset they are read as UTC). STHGCN's
+ISO-8601 (``2012-04-03 18:00:09+00:00``; without an offset they are read as UTC) or spelled as
+in the raw TSMC2014 file (``Tue Apr 03 18:00:09 +0000 2012``). STHGCN's
 *derived* files (``sample.csv``, ``train_sample.csv``...) are not this format: they hold samples,
 not check-ins, and mark most val/test check-ins ``ignore``, so their membership is lost.
 
@@ -44,6 +45,7 @@ from stgnn.data.protocol_files import PresplitTable
 from stgnn.data.schema import CleaningReport, DataError
 from stgnn.data.sources.base import Source
 from stgnn.data.sources.csv import _read_csv
+from stgnn.data.sources.foursquare import TSMC_TIME_FORMAT
 from stgnn.data.validate import (OnBadRow, RowChecker, check_policy, finalize, format_utc, require_rows,
                                 time_window_seconds, to_epoch_seconds)
 
@@ -156,7 +158,11 @@ def _read_part(path: Path, part: int, encoding: str | None, window: tuple[int, i
     chk.require_id(col["traj"], roles["traj"])
     chk.require_no_nul(col["category"], roles["category"])
     t = pd.to_datetime(col["time"], format="ISO8601", utc=True, errors="coerce")
-    chk.require_parsed(col["time"], t, roles["time"], "an ISO-8601 UTC time like '2012-04-03 18:00:09+00:00'")
+    rest = t.isna().to_numpy()
+    if rest.any():  # the raw TSMC2014 spelling, "Tue Apr 03 18:00:09 +0000 2012", is read too
+        t[rest] = pd.to_datetime(col["time"][rest], format=TSMC_TIME_FORMAT, utc=True, errors="coerce")
+    chk.require_parsed(col["time"], t, roles["time"], "a UTC time like '2012-04-03 18:00:09+00:00' (ISO-8601) "
+                       "or 'Tue Apr 03 18:00:09 +0000 2012'")
     ok = t.notna().to_numpy()
     ts = np.where(ok, to_epoch_seconds(t), 0)
     chk.check_time_window(col["time"], ts, ok, roles["time"], window)
