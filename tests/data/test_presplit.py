@@ -198,8 +198,13 @@ def test_incomplete_or_foreign_sets_say_what_is_missing(tmp_path):
                        "Latitude,Longitude,PoiId,PoiCategoryId,PoiCategoryName\n"
                        "0,2012-04-03 10:00:00,1333447200,0,0,40.73,-73.99,0,0,Bar\n")
     assert sniff_format(derived) == "presplit"
-    with pytest.raises(DataError, match=r"train_sample.csv: field 'file': a pre-split set is three files"):
+    with pytest.raises(DataError, match=r"train_sample.csv:1: field 'UTCTime': column 'UTCTime' missing from "
+                                        r"this sthgcn header \(STHGCN's derived sample files hold local times only"):
         load_source(derived)
+    lone = tmp_path / "mine.csv"
+    lone.write_text((GETNEXT / "NYC_val.csv").read_text())
+    with pytest.raises(DataError, match=r"mine.csv: field 'file': a pre-split set is three files named"):
+        load_source(lone)
 
 
 # --------------------------------------------------------------------------- end to end

@@ -126,6 +126,10 @@ def load_presplit(path: str | Path, *, on_bad_row: OnBadRow = "raise", encoding:
 
 
 def _missing_set(path: Path) -> list[Path]:
+    """Raise the error that says why ``path`` is no complete set (its header first, then its name
+    and siblings)."""
+    if path.is_file():
+        _columns(path, _header_of(path))
     sib = siblings(path)
     if sib is None:
         raise DataError(path, None, "file", "a pre-split set is three files named <name>_train.csv, "
@@ -134,23 +138,29 @@ def _missing_set(path: Path) -> list[Path]:
     raise DataError(path, None, "file", f"a pre-split set needs {missing} beside {path.name} (in {path.parent})")
 
 
-def _read_part(path: Path, part: int, encoding: str | None, window: tuple[int, int], on_bad_row: str,
-               report: CleaningReport) -> pd.DataFrame:
-    """One file's rows, checked, with their part, trajectory id, file and line."""
-    frame, line_no, counts = _read_csv(path, ",", encoding, report)
-    report.rows_read += len(frame)
-    layout = layout_of(list(frame.columns))
+def _columns(path: Path, header: list[str]) -> dict[str, str]:
+    """``{role: column}`` of the layout ``header`` is in; a :class:`DataError` on line 1 naming the
+    first missing column otherwise."""
+    layout = layout_of(header)
     if layout is None:
-        raise DataError(path, 1, "header", f"not a pre-split file: its header {list(frame.columns)[:8]} lacks "
-                        f"GETNext's user_id, POI_id, trajectory_id (or STHGCN's UserId, PoiId, "
-                        "pseudo_session_trajectory_id)")
+        raise DataError(path, 1, "header", f"not a pre-split file: its header {header[:8]} lacks GETNext's "
+                        "user_id, POI_id, trajectory_id (or STHGCN's UserId, PoiId, pseudo_session_trajectory_id)")
     roles = LAYOUTS[layout]
-    absent = [c for c in roles.values() if c not in frame.columns]
+    absent = [c for c in roles.values() if c not in header]
     if absent:
         hint = (" (STHGCN's derived sample files hold local times only; use the NYC_*.csv files it reads)"
                 if roles["time"] in absent else "")
         raise DataError(path, 1, absent[0], f"column {absent[0]!r} missing from this {layout} header{hint}; "
                         f"needed: {list(roles.values())}")
+    return roles
+
+
+def _read_part(path: Path, part: int, encoding: str | None, window: tuple[int, int], on_bad_row: str,
+               report: CleaningReport) -> pd.DataFrame:
+    """One file's rows, checked, with their part, trajectory id, file and line."""
+    frame, line_no, counts = _read_csv(path, ",", encoding, report)
+    report.rows_read += len(frame)
+    roles = _columns(path, list(frame.columns))
     col = {k: frame[c].reset_index(drop=True) for k, c in roles.items()}
     chk = RowChecker(path, line_no)
     chk.require_id(col["user"], roles["user"])
