@@ -254,3 +254,19 @@ def test_an_empty_test_file_is_refused_naming_the_files(tmp_path):
     test.write_text(test.read_text().split("\n", 1)[0] + "\n")
     with pytest.raises(SplitError, match=r"test split is empty: the pre-split set .*NYC_test.csv\) gives 0 test"):
         prepare(folder, root=tmp_path / "data")
+
+
+def test_trajectories_starting_together_are_ordered_by_id(tmp_path, table):
+    # user 3's one-check-in trajectory 3_3 moved to the start of its 3_1 (2012-04-06 14:00 UTC):
+    # ordered by id, 3_1 (14:00, 15:00) then 3_3 (14:00) would go back in time, so it is refused
+    same = _copy(tmp_path, {"test": ("2012-04-13 14:00:00+00:00", "2012-04-06 14:00:00+00:00")})
+    with pytest.raises(DataError, match=r"NYC_test.csv:10: field 'trajectory_id'.*overlap in time"):
+        load_source(same)
+    # under the id 3_0 it comes first: 3_0 (14:00), 3_1 (14:00, 15:00) is time-ordered and kept
+    f = same / "NYC_test.csv"
+    f.write_text(f.read_text().replace(",3_3,", ",3_0,"))
+    split = make_split(load_source(same))
+    check_split(split)
+    u = list(split.user_ids).index("3")
+    block = slice(split.user_ptr[u], split.user_ptr[u + 1])
+    assert np.all(np.diff(split.ts[block]) >= 0) and len(split.samples["train"]) == 7

@@ -189,7 +189,7 @@ def _read_part(path: Path, part: int, encoding: str | None, window: tuple[int, i
 def _check_trajectories(raw: pd.DataFrame, files: list[Path]) -> None:
     """A trajectory id belongs to one user, and a user's trajectories do not overlap in time (the
     Split keeps each user's check-ins as one time-ordered block of trajectories)."""
-    traj, _ = pd.factorize(raw["traj"])
+    traj, _ = pd.factorize(raw["traj"], sort=True)  # ties of start time: by id, as make_file_split orders them
     user, _ = pd.factorize(raw["user"])
     first = np.full(traj.max(initial=-1) + 1, -1, dtype=np.int64)
     first[traj[::-1]] = np.arange(len(raw))[::-1]
