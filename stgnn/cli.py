@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"dataset name ({names}) or a file path [nyc]")
         sp.add_argument("--root", default=os.environ.get("STGNN_ROOT", "data"),
                         help="folder holding raw/ and processed/ [data]")
-        sp.add_argument("--protocol", default=None, help="time_cut | leave_last")
+        sp.add_argument("--protocol", default=None, help="time_cut | leave_last (a pre-split set is always files)")
         sp.add_argument("--set", dest="protocol_set", action="append", metavar="KEY=VALUE",
                         help="protocol option, e.g. --set min_poi_checkins=5 (repeatable)")
         sp.add_argument("--force-reload", action="store_true", help="rebuild the processed cache")

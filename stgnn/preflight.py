@@ -142,6 +142,15 @@ def check_dataset(dataset: str | DatasetConfig) -> None:
         if str(dataset).lower() in dataset_names():
             return
     if Path(path).is_dir():
-        raise ConfigError(f"dataset={path!r} is a folder; give a data file or a name {list(dataset_names())}")
+        from stgnn.data.schema import DataError
+        from stgnn.data.sources import source_classes
+
+        try:
+            if any(c.file_set(Path(path)) for c in source_classes()):
+                return  # a pre-split set of <name>_train/val/test.csv
+        except DataError as e:
+            raise ConfigError(f"dataset={path!r}: {e}") from None
+        raise ConfigError(f"dataset={path!r} is a folder; give a data file, a folder holding one pre-split set "
+                          f"(<name>_train.csv, <name>_val.csv, <name>_test.csv) or a name {list(dataset_names())}")
     if not Path(path).is_file():
         raise ConfigError(f"dataset={path!r} is neither a dataset name {list(dataset_names())} nor an existing file")

@@ -19,6 +19,10 @@ mismatching pair is rebuilt with a message on stderr. The npz and its manifest a
 unit under the key's lock, so concurrent prepares never leave a pair from two writers; temp files
 left by a killed writer are removed under the same lock.
 
+A pre-split set (``NYC_train.csv``, ``NYC_val.csv``, ``NYC_test.csv``; see
+:mod:`stgnn.data.sources.presplit`) is named by its folder or any of its files; its key hashes all
+three files.
+
 Own CSV/Parquet files need loader options (``columns``, ``time_unit``...). Given once (``stgnn
 data prepare my.csv --columns ...`` or ``dataset.columns`` in a config), they are remembered in
 ``tables.json`` for that file, so ``stgnn train dataset=my.csv`` finds them.
@@ -75,6 +79,18 @@ def split_spec(source: Any) -> tuple[str | os.PathLike, dict[str, Any]]:
             opts["time_window"] = list(opts["time_window"])
         return path, opts
     return source, {}
+
+
+def raw_digest(raw_path: Path, columns: bool = False) -> str:
+    """sha256 of the raw file; of a pre-split file set, of its files' names and sha256s (so
+    editing any of the three gives a new cache key)."""
+    from stgnn.data.sources import raw_files
+
+    files = [raw_path] if columns else raw_files(raw_path)
+    if len(files) == 1:
+        return sha256_file(raw_path)
+    blob = json.dumps([[f.name, sha256_file(f)] for f in files])
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def resolve_raw(source: str | os.PathLike, root: Path, download: bool = True,
@@ -148,7 +164,7 @@ def prepare(source: Any, protocol: ProtocolConfig | None = None, root: str | os.
             load_kw = {**remembered_options(processed, raw_path), **load_kw}
     if raw_path is not None and "columns" in load_kw and remember:
         remember_options(processed, raw_path, load_kw)
-    raw_sha = sha256_file(raw_path) if raw_path is not None else "generated"
+    raw_sha = raw_digest(raw_path, columns="columns" in load_kw) if raw_path is not None else "generated"
     key = cache_key(raw_sha, protocol, load_kw)
     data_path, manifest_path = processed / f"{name}-{key}.npz", processed / f"{name}-{key}.json"
 

@@ -40,6 +40,12 @@ get integer ids like any other (they never appear in a ``part == 0`` check-in, s
 no training signal for them) and ``split.flags`` marks ``cold_user`` / ``cold_poi`` per sample.
 ``flags["revisit"]`` (target POI in the user's training check-ins) is set under every protocol.
 
+``protocol="files"``: the split is given by files (a pre-split set such as GETNext's
+``NYC_{train,val,test}.csv``, read by :mod:`stgnn.data.sources.presplit`): membership and
+trajectories come from the files, steps 1-4 do not apply, steps 5-6 do
+(:mod:`stgnn.data.protocol_files`). ``make_split`` on such a table takes that path whatever the
+``protocol`` option says.
+
 ``protocol="leave_last"``: per user, the last trajectory is test, the second-to-last val (users
 with 2 trajectories: last = test, no val; 1 trajectory: train only), the rest train, decided after
 step 4. ``split.cuts`` is empty (there is no global cut). Leakage rule unchanged: features for
@@ -202,6 +208,12 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
         A :class:`Split` whose ``stats`` hold every count removed or kept along the way.
     """
     cfg = cfg or ProtocolConfig()
+    if hasattr(table, "split_from_files"):  # a pre-split file set keeps its own membership
+        return table.split_from_files(cfg, name)
+    if cfg.protocol == "files":
+        raise ValueError("ProtocolConfig.protocol='files' keeps the train/val/test membership of a pre-split "
+                         "file set (e.g. GETNext's NYC_train/val/test.csv); this table has none. Use "
+                         "'time_cut' or 'leave_last'")
     df = table.df
     user_code, user_uniq = _string_rank(df["user"])
     poi_code, poi_uniq = _string_rank(df["poi"])
@@ -240,14 +252,36 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
         part = part[sel]
     else:
         part = _leave_last_parts(start, u)
-    traj, pos, length = _positions(start)
 
+    rows, u, p, ts, part, start, traj, train_target, eval_target, seen_u, seen_p = choose_samples(
+        rows, u, p, ts, part, start, len(user_uniq), len(poi_uniq), cfg, stats)
+
+    split = _assemble(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
+                      seen_u, seen_p, user_uniq, poi_uniq, cfg, cuts, stats, name)
+    return split
+
+
+def choose_samples(rows: np.ndarray, u: np.ndarray, p: np.ndarray, ts: np.ndarray, part: np.ndarray,
+                   start: np.ndarray, n_users: int, n_pois: int, cfg: ProtocolConfig, stats: dict[str, Any]
+                   ) -> tuple[np.ndarray, ...]:
+    """Steps 5 and 6: train and val/test targets, and what unseen users/POIs remove.
+
+    Args: ``(N,)`` arrays of the check-ins in final order (grouped by trajectory, ``start`` True
+    at each trajectory's first check-in), ``part`` per check-in, the code ranges ``n_users`` /
+    ``n_pois`` of ``u`` / ``p``. Counts go into ``stats``.
+
+    Returns:
+        ``(rows, u, p, ts, part, start, traj, train_target, eval_target, seen_u, seen_p)``: the
+        check-in arrays after dropping unseen context, the ``(N,)`` target masks and the
+        ``(n_users,)`` / ``(n_pois,)`` seen masks.
+    """
+    traj, pos, length = _positions(start)
     # Seen users/POIs and sample candidates.
     train_target = (part == 0) & (pos >= cfg.min_train_prefix)
     seen_rows = train_target if cfg.seen_from == "train_targets" else (part == 0)
-    seen_u = np.zeros(len(user_uniq), dtype=bool)
+    seen_u = np.zeros(n_users, dtype=bool)
     seen_u[u[seen_rows]] = True
-    seen_p = np.zeros(len(poi_uniq), dtype=bool)
+    seen_p = np.zeros(n_pois, dtype=bool)
     seen_p[p[seen_rows]] = True
     is_last = pos == length - 1
     eval_target = (part > 0) & (pos >= cfg.min_eval_prefix) & (is_last if cfg.eval_last_only else True)
@@ -280,10 +314,7 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
                 stats[f"{k}_removed_prefix_emptied"] = int((emptied & (part == PARTS[k])).sum())
             eval_target &= ~emptied
     traj, pos, length = _positions(start)
-
-    split = _assemble(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
-                      seen_u, seen_p, user_uniq, poi_uniq, cfg, cuts, stats, name)
-    return split
+    return rows, u, p, ts, part, start, traj, train_target, eval_target, seen_u, seen_p
 
 
 def _time_cut(ts: np.ndarray, fractions: tuple[float, float, float]) -> tuple[np.ndarray, dict[str, int]]:

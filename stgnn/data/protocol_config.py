@@ -9,7 +9,7 @@ from typing import Any, Literal
 from stgnn.data.information import HISTORY, LEGACY_TARGET_TIME_KEY, TARGET_TIME, target_time_from_legacy
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "protocol": ("time_cut", "leave_last"),
+    "protocol": ("time_cut", "leave_last", "files"),
     "filter_order": ("poi_first", "user_first"),
     "span": ("per_checkin", "split", "first", "last"),
     "seen_from": ("train_targets", "train_checkins"),
@@ -24,7 +24,9 @@ class ProtocolConfig:
     """Options of an evaluation protocol (defaults: STHGCN/LLM4POI's NYC/TKY protocol).
 
     Args:
-        protocol: ``"time_cut"`` (one global chronological cut) or ``"leave_last"`` (per user).
+        protocol: ``"time_cut"`` (one global chronological cut), ``"leave_last"`` (per user), or
+            ``"files"``: the membership a pre-split file set gives (recorded on every split built
+            from one, whatever was asked; only the sample options below apply to it).
         min_user_checkins: users with fewer check-ins are dropped (STHGCN ``min_user_freq: 9``, ``>``).
         min_poi_checkins: POIs with fewer check-ins are dropped.
         filter_rounds: how many POI-then-user passes; ``0`` = repeat until nothing changes.
@@ -59,7 +61,7 @@ class ProtocolConfig:
             and recorded here so they are part of the cache key and of every result.
     """
 
-    protocol: Literal["time_cut", "leave_last"] = "time_cut"
+    protocol: Literal["time_cut", "leave_last", "files"] = "time_cut"
     min_user_checkins: int = 10
     min_poi_checkins: int = 10
     filter_rounds: int = 1

@@ -50,6 +50,12 @@ def _why_empty(split: Split, part: str) -> str:
                 f"{p['min_traj_len']} (a gap over traj_gap_hours={p['traj_gap_hours']} h starts a new "
                 "trajectory); raise traj_gap_hours or lower min_traj_len")
     in_part = s.get(part, {}).get("checkins", 0)
+    if p.get("protocol") == "files":  # membership came from the files
+        files = s.get("presplit", {}).get("files", [])
+        return (f"the pre-split set ({', '.join(files)}) gives {s.get('presplit', {}).get(f'{part}_file_checkins', 0):,} "
+                f"{part} check-ins, {s.get(f'{part}_candidates', in_part):,} of them candidates "
+                f"({s.get(f'{part}_removed_unseen_user', 0):,} removed as unseen users, "
+                f"{s.get(f'{part}_removed_unseen_poi', 0):,} as unseen POIs); check the {part} file")
     if part == "train":
         if in_part == 0:
             distinct = len(np.unique(split.ts))

@@ -42,7 +42,7 @@ def test_corpus_is_what_the_generator_writes():
             data = c["data"].encode("utf-8") if isinstance(c["data"], str) else c["data"]
             assert (BAD / c["file"]).read_bytes() == data, c["file"]
     kinds = {c["file"].split("_")[0] for c in cases}
-    assert kinds == {"tsmc", "gowalla", "csv", "pq", "gz"}
+    assert kinds == {"tsmc", "gowalla", "csv", "pq", "gz", "presplit"}
 
 
 def test_every_malformed_file_is_refused_or_flagged_by_file_line_field(file_outcomes):

@@ -207,7 +207,7 @@ def test_unrecognised_files_say_why(tmp_path):
 
 def test_source_registry_is_found_by_iteration():
     classes = sources.source_classes()
-    assert [c.format for c in classes] == ["tsmc2014", "gowalla", "synthetic", "table"]
+    assert [c.format for c in classes] == ["tsmc2014", "gowalla", "presplit", "synthetic", "table"]
     assert sources.dataset_names() == ("nyc", "tky", "gowalla", "synthetic")
     for c in classes:  # every source declares what it reads and takes
         assert c.format and "name" in c.options()

@@ -29,7 +29,7 @@ _SNIFF_BYTES = 1 << 14
 _SNIFF_LINES = 5
 
 __all__ = ["Source", "Resolved", "source_classes", "dataset_names", "resolve", "load_source",
-           "sniff_source", "sniff_format", "dataset_name", "load_tsmc2014", "fetch_tsmc2014",
+           "sniff_source", "sniff_format", "raw_files", "dataset_name", "load_tsmc2014", "fetch_tsmc2014",
            "load_gowalla", "fetch_gowalla", "load_table", "generate"]
 
 
@@ -91,8 +91,14 @@ def resolve(spec: str | Path, root: str | Path = "data", download: bool = True, 
         if key in cls.datasets:
             return Resolved(cls, key, cls.fetch(key, Path(root), download=download, data_dir=data_dir))
     path = Path(spec)
+    if not columns and path.exists():
+        for cls in source_classes():  # a set of files (a folder, or one file of the set)
+            found = cls.file_set(path)
+            if found:
+                return Resolved(cls, cls.set_name(found[0]), found[0])
     if path.is_dir():
-        raise FileNotFoundError(f"{spec}: is a folder, not a data file")
+        raise FileNotFoundError(f"{spec}: is a folder, not a data file (nor a pre-split set of "
+                                "<name>_train.csv, <name>_val.csv, <name>_test.csv)")
     if not path.is_file():
         raise FileNotFoundError(f"{str(spec)!r} is neither a dataset name {list(dataset_names())} nor an existing file")
     if columns:
@@ -143,6 +149,12 @@ def sniff_source(path: str | Path) -> type[Source]:
     why = "; ".join(d for c in source_classes() if (d := c.describe_mismatch(lines)))
     raise DataError(path, 1, "format", f"not a format stgnn recognises ({why}). For your own CSV/TSV/Parquet "
                     "file, give its columns: --columns user=COL,item=COL,time=COL (config: dataset.columns)")
+
+
+def raw_files(path: str | Path) -> list[Path]:
+    """Every file the source of ``path`` reads (``[path]`` but for a file set), for cache keys."""
+    path = Path(path)
+    return sniff_source(path).file_set(path) or [path]
 
 
 def sniff_format(path: str | Path) -> str:

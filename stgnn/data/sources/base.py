@@ -3,7 +3,8 @@
 A source class says which dataset names it answers to (``"nyc"``), where its raw files may lie
 (``raw_file_names``), how to get them (``fetch``), how to recognise one of its files from the
 first lines (``sniff``) and how to read a file into a :class:`~stgnn.data.schema.CheckinTable`
-(``load``). :func:`stgnn.data.sources.source_classes` imports every module of this package and
+(``load``); a format of several files (a pre-split train/val/test set) also says which files
+belong together (``file_set``). :func:`stgnn.data.sources.source_classes` imports every module of this package and
 collects the subclasses, so adding a format is one new file (and its test); nothing else lists
 sources.
 """
@@ -52,6 +53,17 @@ class Source:
     def sniff(cls, path: Path, lines: list[str]) -> bool:
         """Is ``path`` (whose first complete ``lines`` are given) a file of this format?"""
         return False
+
+    @classmethod
+    def file_set(cls, path: Path) -> list[Path] | None:
+        """The files this source reads when given ``path`` (a folder, or one file of a set), its
+        main file first; ``None`` when ``path`` is not such a set (every one-file format)."""
+        return None
+
+    @classmethod
+    def set_name(cls, main: Path) -> str:
+        """The dataset name of the file set whose main file is ``main``."""
+        return main.name.split(".")[0]
 
     @classmethod
     def describe_mismatch(cls, lines: list[str]) -> str:

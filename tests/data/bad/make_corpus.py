@@ -121,6 +121,15 @@ def cases() -> list[dict]:
     accept("tsmc_time_window_widened.txt", tsmc(tsmc_line(time="Mon Jan 01 00:00:00 +0000 1990")), 4,
            args=["--time-window", "1980,2100"])
 
+    # ------------------------------------------------------------------ pre-split sets (GETNext's NYC_*.csv)
+    getnext = ("user_id,POI_id,POI_catid,POI_catid_code,POI_catname,latitude,longitude,timezone,UTC_time,"
+               "local_time,day_of_week,norm_in_day_time,trajectory_id,norm_day_shift,norm_relative_time\n"
+               "1,v1,c1,0,Bar,40.71,-74.0,-240,2012-04-03 18:00:09+00:00,2012-04-03 14:00:09-04:00,1,0.58,1_1,0,0.0\n")
+    refuse("presplit_lone_train.csv", getnext, None, "file")  # its _val.csv and _test.csv are missing
+    refuse("presplit_sthgcn_derived_sample.csv", "check_ins_id,UTCTimeOffset,UTCTimeOffsetEpoch,"
+           "pseudo_session_trajectory_id,UserId,Latitude,Longitude,PoiId,PoiCategoryId,PoiCategoryName\n"
+           "0,2012-04-03 14:00:09,1333461609,0,0,40.71,-74.0,0,0,Bar\n", 1, "UTCTime")
+
     # ------------------------------------------------------------------ gzip
     good_gz = gz(tsmc())
     refuse("gz_truncated.txt.gz", good_gz[: len(good_gz) // 2], 1, "gzip")

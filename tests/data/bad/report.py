@@ -25,7 +25,7 @@ def table(files: list[corpus.Outcome], cfgs: list[corpus.Outcome]) -> str:
         "| bad input | tried | refused (exit 2), one line with file:line:field or key | bad rows flagged "
         "(exit 1) with file:line:field | valid files accepted | tracebacks | silently wrong |",
         "|---|---|---|---|---|---|---|",
-        f"| malformed files in `tests/data/bad/` (TSMC2014, Gowalla, CSV, Parquet, gzip; "
+        f"| malformed files in `tests/data/bad/` (TSMC2014, Gowalla, CSV, Parquet, gzip, pre-split; "
         f"{bad_files} bad, {len(files) - bad_files} valid) | {len(files)} | {f['refused']} | {f['flagged']} | "
         f"{f['accepted']} | {f['traceback']} | {f['wrong']} |",
         f"| bad configs and command lines (`tests/data/bad/configs.py`) | {len(cfgs)} | {c['refused']} | – | – | "
