@@ -1,0 +1,111 @@
+"""Bounded memos of a served model's request work whose inputs repeat from request to request.
+
+Each memo is keyed by exactly what its result is a function of, so a hit returns the bits a miss
+would have computed and nothing needs invalidating: a new check-in changes the key.
+
+* :func:`memo_sequence` (one-sample batches of a sequence encoder): the encoder's output for an
+  input tensor, keyed by the tensor's bytes. The input is the user's current trajectory (POIs,
+  times, gaps, distances, not the query time), so a user asking again before their next check-in
+  skips the transformer; a new check-in makes a new input, hence a miss.
+* :class:`MemoVisibleCounts` (a reference prior's ``counts="visible"``): one query's popularity
+  counts depend only on how many indexed check-ins precede its time; for every query after the
+  index's last check-in (live traffic) that is one vector, which costs a scatter over every
+  training check-in (~1 ms on NYC) when computed.
+
+Both hand out copies (a caller may write to what it gets), are bounded (oldest out first) and
+take the lock-free path of a ``dict`` under the GIL: two threads missing together both compute
+the same value.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+SEQ_ENTRIES = 2048              # ~16 KB each for NYC's fast STGNN (64 x 64 float32): ~32 MB at most
+POPULARITY_ENTRIES = 16         # one per distinct visible-prefix length asked about
+
+
+class _Lru:
+    """A small bounded map, oldest entry dropped first; ``hits``/``misses`` for tests and logs."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.hits, self.misses = size, 0, 0
+        self._d: OrderedDict[Any, Tensor] = OrderedDict()
+
+    def get(self, key: Any, make: Callable[[], Tensor]) -> Tensor:
+        value = self._d.get(key)
+        if value is None:
+            self.misses += 1
+            value = make()
+            self._d[key] = value
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        else:
+            self.hits += 1
+        return value.clone()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def memo_sequence(forward: Callable[[Tensor, Tensor], Tensor], size: int = SEQ_ENTRIES,
+                  ) -> Callable[[Tensor, Tensor], Tensor]:
+    """``forward(x (1, L, d), mask (1, L))`` memoised on the bytes of ``x`` and ``mask``.
+
+    For an encoder in eval mode with frozen weights (deterministic: the same input gives the same
+    bits). The key is a 16-byte digest of the input's bytes and shape; ``.memo`` on the returned
+    function holds the map.
+    """
+    memo = _Lru(size)
+
+    def memoised(x: Tensor, mask: Tensor) -> Tensor:
+        xd, md = x.detach(), mask.detach()
+        h = hashlib.blake2b(xd.contiguous().numpy().tobytes(), digest_size=16)
+        h.update(md.contiguous().numpy().tobytes())
+        key = (tuple(xd.shape), str(xd.dtype), h.digest())
+        return memo.get(key, lambda: forward(x, mask))
+
+    memoised.memo = memo                                    # type: ignore[attr-defined]
+    return memoised
+
+
+class MemoVisibleCounts:
+    """A :class:`~stgnn.features.history.VisibleCounts` whose one-query popularity is memoised.
+
+    ``popularity(t)`` of one query counts the first ``n`` indexed check-ins, ``n`` the number
+    before ``t``: the memo's key. Anything else (batches, transitions) goes to the index itself.
+    """
+
+    def __init__(self, visible: Any, size: int = POPULARITY_ENTRIES) -> None:
+        self.inner, self.memo = visible, _Lru(size)
+
+    def popularity(self, t: Tensor) -> Tensor:
+        if t.numel() != 1 or t.is_floating_point():      # the index's own checks and batch path
+            return self.inner.popularity(t)
+        n = int(torch.searchsorted(self.inner.ts, t.cpu().long().reshape(1), side="left")[0])
+        return self.memo.get(n, lambda: self.inner.popularity(t))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"Memo({self.inner!r})"
+
+
+def memo_visible_counts(model: nn.Module) -> int:
+    """Wrap the ``visible`` count index of every module of ``model`` that has one (a served
+    UserHistory, or STGNN's reference prior) in :class:`MemoVisibleCounts`; returns how many."""
+    n = 0
+    for m in model.modules():
+        v = getattr(m, "visible", None)
+        if v is not None and not isinstance(v, MemoVisibleCounts) and callable(getattr(v, "popularity", None)):
+            m.visible = MemoVisibleCounts(v)
+            n += 1
+    return n
+
+
+__all__ = ["MemoVisibleCounts", "memo_sequence", "memo_visible_counts"]
