@@ -117,10 +117,12 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
         at, at_tz: the query time and tz.
     """
     H = batch.hist_poi.shape[1]
-    mem_poi = torch.cat([batch.hist_poi, batch.poi], 1)[0].numpy()         # (M,)
-    mem_ts = torch.cat([batch.hist_ts, batch.ts], 1)[0].numpy()
+    # the memory (history, then prefix) as the model laid it out; STGNN's outputs carry most of it
+    o = out if out is not None and "mem_poi" in out else {}
+    mem_poi = (o["mem_poi"] if o else torch.cat([batch.hist_poi, batch.poi], 1))[0].numpy()    # (M,)
+    mem_ts = (o["mem_ts"] if o else torch.cat([batch.hist_ts, batch.ts], 1))[0].numpy()
+    mem_mask = (o["mem_mask"] if o else torch.cat([batch.hist_mask, batch.mask], 1))[0].numpy()
     mem_tz = torch.cat([batch.hist_tz, batch.tz], 1)[0].numpy()
-    mem_mask = torch.cat([batch.hist_mask, batch.mask], 1)[0].numpy()
     how = int(hour_of_week(np.int64(at), np.int64(at_tz)))
     weights: dict[str, np.ndarray] = {}
     share: dict[int, float] | None = None
