@@ -10,7 +10,8 @@ would have computed and nothing needs invalidating: a new check-in changes the k
 * :class:`MemoVisibleCounts` (a reference prior's ``counts="visible"``): one query's popularity
   counts depend only on how many indexed check-ins precede its time; for every query after the
   index's last check-in (live traffic) that is one vector, which costs a scatter over every
-  training check-in (~1 ms on NYC) when computed.
+  training check-in (~1 ms on NYC) when computed. Its transitions out of the last POI likewise
+  depend only on that POI and how much of its row precedes the query time.
 
 Both hand out copies (a caller may write to what it gets), are bounded (oldest out first) and
 take the lock-free path of a ``dict`` under the GIL: two threads missing together both compute
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 SEQ_ENTRIES = 2048              # ~16 KB each for NYC's fast STGNN (64 x 64 float32): ~32 MB at most
 POPULARITY_ENTRIES = 16         # one per distinct visible-prefix length asked about
+TRANSITION_ENTRIES = 512        # (last POI, visible part of its row): P float64 each, ~40 KB on NYC
 
 
 class _Lru:
@@ -77,17 +79,28 @@ class MemoVisibleCounts:
     """A :class:`~stgnn.features.history.VisibleCounts` whose one-query popularity is memoised.
 
     ``popularity(t)`` of one query counts the first ``n`` indexed check-ins, ``n`` the number
-    before ``t``: the memo's key. Anything else (batches, transitions) goes to the index itself.
+    before ``t``: the memo's key. ``transitions(src, t)`` of one query counts a prefix of the
+    index's ``src`` row: keyed by ``src`` and where that prefix ends. Batches go to the index itself.
     """
 
-    def __init__(self, visible: Any, size: int = POPULARITY_ENTRIES) -> None:
-        self.inner, self.memo = visible, _Lru(size)
+    def __init__(self, visible: Any, size: int = POPULARITY_ENTRIES, transitions: int = TRANSITION_ENTRIES) -> None:
+        self.inner, self.memo, self.trans_memo = visible, _Lru(size), _Lru(transitions)
 
     def popularity(self, t: Tensor) -> Tensor:
         if t.numel() != 1 or t.is_floating_point():      # the index's own checks and batch path
             return self.inner.popularity(t)
         n = int(torch.searchsorted(self.inner.ts, t.cpu().long().reshape(1), side="left")[0])
         return self.memo.get(n, lambda: self.inner.popularity(t))
+
+    def transitions(self, src: Tensor, t: Tensor) -> Tensor:
+        """One query's visible transitions out of ``src``: those of the index's ``src`` row up to
+        its first at or after ``t``, so ``(src, where that row stops)`` is the memo's key."""
+        if src.numel() != 1 or t.numel() != 1 or t.is_floating_point():
+            return self.inner.transitions(src, t)
+        v, s = self.inner, int(src.reshape(-1)[0])
+        q = torch.tensor([s * v._span + min(max(int(t.reshape(-1)[0]), 0), v._span)])
+        end = int(torch.searchsorted(v.t_key, q, side="left")[0])
+        return self.trans_memo.get((s, end), lambda: v.transitions(src, t))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -58,6 +58,7 @@ def test_a_served_prior_model_scores_bit_for_bit_with_its_memos(serve_runs, seed
                 assert torch.equal(served.score(b), plain.score(b)), (rep, int(j))
         seq_memo = served.seq.forward.memo
         assert seq_memo.hits >= len(test) and visible.memo.hits > 0 and len(visible.memo) > 1
+        assert visible.trans_memo.hits >= len(test)
         # a check-in a minute before the query: a new prefix, a miss, and still the plain model's bits
         j = int(test[0])
         user, at = str(split.user_ids[split.user[j]]), int(split.ts[j])
@@ -67,3 +68,26 @@ def test_a_served_prior_model_scores_bit_for_bit_with_its_memos(serve_runs, seed
         b = rec.answer(user, at).batch
         after = served.score(b)
         assert seq_memo.misses == misses + 1 and torch.equal(after, plain.score(b)) and not torch.equal(after, before)
+
+
+def test_memo_visible_counts_equals_the_index_for_any_query(serve_runs):
+    """Popularity and transitions of one query, memoised or not, at times across the split (before
+    the first check-in, between, after the last) and from POIs with and without transitions."""
+    from stgnn.features.history import VisibleCounts
+
+    split = serve_runs["split"]
+    inner = VisibleCounts.from_split(split, "all_past")
+    memo = MemoVisibleCounts(inner, size=8, transitions=64)
+    rng = np.random.default_rng(0)
+    times = np.concatenate([[0, int(split.ts.min()), int(split.ts.max()) + 10], rng.choice(split.ts, 20)])
+    no_row = np.setdiff1d(np.arange(split.num_pois), inner.t_src.numpy())[:1]     # a POI never left (if any)
+    pois = np.concatenate([rng.choice(split.poi, 10), no_row]).astype(np.int64)
+    for _ in range(2):                                      # misses, then hits
+        for t in times:
+            tt = torch.tensor([int(t)])
+            assert torch.equal(memo.popularity(tt), inner.popularity(tt))
+            for p in pois:
+                assert torch.equal(memo.transitions(torch.tensor([int(p)]), tt), inner.transitions(torch.tensor([int(p)]), tt))
+    assert memo.memo.hits > 0 and memo.trans_memo.hits > 0 and len(memo.memo) <= 8 and len(memo.trans_memo) <= 64
+    batch_t = torch.tensor([int(x) for x in times[:5]])
+    assert torch.equal(memo.popularity(batch_t), inner.popularity(batch_t))    # batches: the index itself
