@@ -13,13 +13,13 @@ would have computed and nothing needs invalidating: a new check-in changes the k
   training check-in (~1 ms on NYC) when computed. Its transitions out of the last POI likewise
   depend only on that POI and how much of its row precedes the query time.
 
-Both hand out copies (a caller may write to what it gets), are bounded (oldest out first) and
-take the lock-free path of a ``dict`` under the GIL: two threads missing together both compute
-the same value.
+Each hands out copies (a caller may write to what it gets) and is bounded (first in, first out);
+a hit takes no lock, and two threads missing together both compute the same value.
 """
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -31,21 +31,24 @@ POPULARITY_ENTRIES = 16         # one per distinct visible-prefix length asked a
 TRANSITION_ENTRIES = 512        # (last POI, visible part of its row): P float64 each, ~40 KB on NYC
 
 
-class _Lru:
-    """A small bounded map, oldest entry dropped first; ``hits``/``misses`` for tests and logs."""
+class _Fifo:
+    """A small bounded map, first in first out (a hit does not refresh an entry); ``hits`` and
+    ``misses`` count for tests and logs."""
 
     def __init__(self, size: int) -> None:
         self.size, self.hits, self.misses = size, 0, 0
         self._d: OrderedDict[Any, Tensor] = OrderedDict()
+        self._lock = threading.Lock()            # insert + evict as one step (requests run in threads)
 
     def get(self, key: Any, make: Callable[[], Tensor]) -> Tensor:
         value = self._d.get(key)
         if value is None:
             self.misses += 1
-            value = make()
-            self._d[key] = value
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
+            value = make()                       # outside the lock: two threads may both compute it
+            with self._lock:
+                self._d[key] = value
+                while len(self._d) > self.size:
+                    self._d.popitem(last=False)
         else:
             self.hits += 1
         return value.clone()
@@ -59,10 +62,11 @@ def memo_sequence(forward: Callable[[Tensor, Tensor], Tensor], size: int = SEQ_E
     """``forward(x (1, L, d), mask (1, L))`` memoised on the bytes of ``x`` and ``mask``.
 
     For an encoder in eval mode with frozen weights (deterministic: the same input gives the same
-    bits). The key is a 16-byte digest of the input's bytes and shape; ``.memo`` on the returned
-    function holds the map.
+    bits). The key is the input's shape, dtype and a 16-byte BLAKE2b digest of its bytes (a collision
+    of two inputs is a 2^-128 chance, no practical concern); ``.memo`` on the returned function
+    holds the map.
     """
-    memo = _Lru(size)
+    memo = _Fifo(size)
 
     def memoised(x: Tensor, mask: Tensor) -> Tensor:
         xd, md = x.detach(), mask.detach()
@@ -84,7 +88,7 @@ class MemoVisibleCounts:
     """
 
     def __init__(self, visible: Any, size: int = POPULARITY_ENTRIES, transitions: int = TRANSITION_ENTRIES) -> None:
-        self.inner, self.memo, self.trans_memo = visible, _Lru(size), _Lru(transitions)
+        self.inner, self.memo, self.trans_memo = visible, _Fifo(size), _Fifo(transitions)
 
     def popularity(self, t: Tensor) -> Tensor:
         if t.numel() != 1 or t.is_floating_point():      # the index's own checks and batch path
