@@ -150,11 +150,11 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
     rels, tows = relations(catalog, current, pois_a), time_of_week(catalog, pois_a, how)
     key = next(iter(weights), None)
     # memory positions of each explained POI in one pass over the memory (not one scan per POI)
-    hits: dict[int, list[int]] = {}
+    wanted, hits = set(pois), {}
     real = np.flatnonzero(mem_mask)
-    real = real[np.isin(mem_poi[real], pois_a)]                              # positions at explained POIs
     for m, q in zip(real.tolist(), mem_poi[real].tolist()):
-        hits.setdefault(q, []).append(m)
+        if q in wanted:
+            hits.setdefault(q, []).append(m)
     result = []
     for p, rel, tw in zip(pois, rels, tows):
         at_p = np.asarray(hits.get(p, ()), np.int64)                        # oldest first
