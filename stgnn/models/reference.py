@@ -151,17 +151,18 @@ class UserHistory(Recommender):
             w = w * torch.exp2(-age / self.half_life)
         return poi, ts, tz, w
 
-    def personal(self, batch: Batch) -> torch.Tensor:
-        """``(B, P)`` float64: the recency-weighted distribution of the user's visible visits."""
-        poi, _, _, w = self._memory(batch)
+    def personal(self, batch: Batch, memory: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """``(B, P)`` float64: the recency-weighted distribution of the user's visible visits
+        (``memory``: :meth:`_memory` of ``batch`` when the caller has it)."""
+        poi, _, _, w = self._memory(batch) if memory is None else memory
         pers = torch.zeros(len(batch), self.num_pois, dtype=torch.float64, device=poi.device)
         pers.scatter_add_(1, poi, w)                                     # (B, P)
         # the last prefix check-in has age 0 and weight 1, so every row sum is >= 1
         return pers / pers.sum(1, keepdim=True)
 
-    def routine(self, batch: Batch) -> torch.Tensor:
+    def routine(self, batch: Batch, memory: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
         """``(B, P)`` float64: the decayed visits weighted by closeness to the query's time of day."""
-        poi, ts, tz, w = self._memory(batch)
+        poi, ts, tz, w = self._memory(batch) if memory is None else memory
         q_ts, q_tz = batch.query_time()                                   # (B,), (B,)
         w = w * time_of_day_kernel(ts, tz, q_ts, q_tz, self.time_sigma, self.weekend_factor)  # (B, H+L)
         out = torch.zeros(len(batch), self.num_pois, dtype=torch.float64, device=poi.device)
@@ -180,7 +181,8 @@ class UserHistory(Recommender):
         return out
 
     def score(self, batch: Batch) -> torch.Tensor:
-        s = (1 - self.eps - self.transition_weight - self.time_weight) * self.personal(batch)  # (B, P)
+        memory = self._memory(batch)             # shared by the personal and routine terms
+        s = (1 - self.eps - self.transition_weight - self.time_weight) * self.personal(batch, memory)  # (B, P)
         if self.visible is None:
             s = s + self.eps * self.pop.unsqueeze(0)
             if self.transition_weight > 0:
@@ -194,7 +196,7 @@ class UserHistory(Recommender):
                 trans = normalise_rows(self.visible.transitions(batch.last_poi.cpu(), q_ts.cpu()))
                 s = s + self.transition_weight * trans.to(s.device)
         if self.time_weight > 0:
-            s = s + self.time_weight * self.routine(batch)
+            s = s + self.time_weight * self.routine(batch, memory)
         return s.float()
 
     def loss(self, batch: Batch) -> torch.Tensor:

@@ -40,6 +40,23 @@ from stgnn.serve.records import MAX_ID_LEN, NewCheckin, StoreError, check_tz
 
 log = logging.getLogger("stgnn.serve")
 
+try:                    # the serve extra installs orjson; without it answers are the same JSON, slower
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        """Compact UTF-8 JSON (orjson: ~10x json's speed on an answer with explanations)."""
+        return orjson.dumps(obj)
+except ImportError:      # pragma: no cover - the serve extra has it
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+class Json(JSONResponse):
+    """A JSON answer encoded by :func:`dumps` (plain JSON types only: no ``jsonable_encoder`` pass)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
 MAX_BODY_BYTES = 1 << 20       # 1 MiB
 MAX_BATCH = 1_000
 MAX_EXCLUDE = 1_000
@@ -240,8 +257,8 @@ def create_app(service: Service) -> FastAPI:
         if len(ex) > MAX_EXCLUDE:
             raise ApiError(422, f"exclude holds {len(ex)} ids; at most {MAX_EXCLUDE}", "exclude")
         # plain JSON types already: skip FastAPI's recursive jsonable_encoder (a tenth of a request)
-        return JSONResponse(rec.recommend(_user(user), when, k, ex, at_tz=tz_offset_min, lat=lat, lon=lon,
-                                          explain=explain))
+        return Json(rec.recommend(_user(user), when, k, ex, at_tz=tz_offset_min, lat=lat, lon=lon,
+                                  explain=explain))
 
     @app.get("/users", summary="users with the most stored check-ins")
     def users(limit: int = Query(50, ge=1, le=MAX_LIST), offset: int = Query(0, ge=0)) -> dict[str, Any]:
@@ -282,7 +299,7 @@ def create_app(service: Service) -> FastAPI:
                     "lat": [None if x != x else round(x, 6) for x in t["lat"].tolist()],
                     "lon": [None if x != x else round(x, 6) for x in t["lon"].tolist()],
                     "category": [ci[c] for c in t["category"].tolist()]}
-            map_cache.update(version=v, body=json.dumps(body, separators=(",", ":")).encode())
+            map_cache.update(version=v, body=dumps(body))
         return Response(map_cache["body"], media_type="application/json")
 
     # ------------------------------------------------------------------ writing
@@ -308,7 +325,7 @@ def create_app(service: Service) -> FastAPI:
         names = None if batch else ["body"]
         results = await run_in_threadpool(service.store.add_checkins, parsed, names)
         status = 201 if any(r["status"] == "created" for r in results) else 200
-        return JSONResponse({"results": results} if batch else results[0], status_code=status)
+        return Json({"results": results} if batch else results[0], status_code=status)
 
     @app.post("/admin/reload", summary="hot swap to a run (token required)")
     async def admin_reload(request: Request) -> dict[str, Any]:

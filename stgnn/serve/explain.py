@@ -93,14 +93,15 @@ def relations(catalog: Catalog, current: int | None, pois: np.ndarray) -> list[l
     return out
 
 
-def _memory_items(catalog: Catalog, poi: np.ndarray, ts: np.ndarray, tz: np.ndarray, hist_width: int,
-                  positions: np.ndarray, weights: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def _memory_items(catalog: Catalog, poi: list[int], ts: list[int], tz: list[int], hist_width: int,
+                  positions: np.ndarray, weights: dict[str, list[float]]) -> list[dict[str, Any]]:
+    # plain lists (made once per request): indexing them costs a fraction of numpy scalars
     items = []
-    for m in positions[:MAX_MEMORY_ITEMS]:
-        item: dict[str, Any] = {"poi": str(catalog.poi_ids[poi[m]]), "ts": int(ts[m]), "time": iso(ts[m], tz[m]),
+    for m in positions[:MAX_MEMORY_ITEMS].tolist():
+        item: dict[str, Any] = {"poi": catalog.card(poi[m])[0], "ts": ts[m], "time": iso(ts[m], tz[m]),
                                 "source": "history" if m < hist_width else "current_trajectory"}
         for k, w in weights.items():
-            item[k] = round(float(w[m]), 5)
+            item[k] = round(w[m], 5)
         items.append(item)
     return items
 
@@ -117,10 +118,12 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
         at, at_tz: the query time and tz.
     """
     H = batch.hist_poi.shape[1]
-    mem_poi = torch.cat([batch.hist_poi, batch.poi], 1)[0].numpy()         # (M,)
-    mem_ts = torch.cat([batch.hist_ts, batch.ts], 1)[0].numpy()
+    # the memory (history, then prefix) as the model laid it out; STGNN's outputs carry most of it
+    o = out if out is not None and "mem_poi" in out else {}
+    mem_poi = (o["mem_poi"] if o else torch.cat([batch.hist_poi, batch.poi], 1))[0].numpy()    # (M,)
+    mem_ts = (o["mem_ts"] if o else torch.cat([batch.hist_ts, batch.ts], 1))[0].numpy()
+    mem_mask = (o["mem_mask"] if o else torch.cat([batch.hist_mask, batch.mask], 1))[0].numpy()
     mem_tz = torch.cat([batch.hist_tz, batch.tz], 1)[0].numpy()
-    mem_mask = torch.cat([batch.hist_mask, batch.mask], 1)[0].numpy()
     how = int(hour_of_week(np.int64(at), np.int64(at_tz)))
     weights: dict[str, np.ndarray] = {}
     share: dict[int, float] | None = None
@@ -153,6 +156,8 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
     for m, q in zip(real.tolist(), mem_poi[real].tolist()):
         if q in wanted:
             hits.setdefault(q, []).append(m)
+    as_lists = (mem_poi.tolist(), mem_ts.tolist(), mem_tz.tolist(), H)
+    weight_lists = {k: w.tolist() for k, w in weights.items()}
     result = []
     for p, rel, tw in zip(pois, rels, tows):
         at_p = np.asarray(hits.get(p, ()), np.int64)                        # oldest first
@@ -161,7 +166,7 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
         elif key is None:
             at_p = at_p[::-1]                                               # most recent first
         memory = {"kind": kind, "visits": int(len(at_p)),
-                  "checkins": _memory_items(catalog, mem_poi, mem_ts, mem_tz, H, at_p, weights)}
+                  "checkins": _memory_items(catalog, *as_lists, at_p, weight_lists)}
         if share is not None:
             memory["memory_share"] = round(float(share[p]), 4)
         if kind == "votes":
