@@ -64,49 +64,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stgnn.data.codes import as_text, code_of, compact, member, mode_coords, mode_per_group, rank_uniques, string_rank
 from stgnn.data.protocol_config import ProtocolConfig
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import PARTS, Split
-
-
-def _as_text(values: pd.Series | np.ndarray) -> pd.Series:
-    """``values`` as a pandas string Series: a string column as it is (pandas' Arrow-backed
-    ``str``, so nothing becomes a Python object per row), anything else through ``astype(str)``."""
-    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
-    return s if s.dtype != object and pd.api.types.is_string_dtype(s.dtype) else s.astype(str)
-
-
-def _rank_uniques(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-number factor ``codes`` so that their order is the string order of ``uniques``; only
-    the values that occur in ``codes`` are kept. Returns ``(codes (N,), uniques (K,) object)``."""
-    counts = np.bincount(codes, minlength=len(uniques))
-    if not counts.all():
-        present = np.flatnonzero(counts)
-        remap = np.full(len(uniques), -1, dtype=np.int64)
-        remap[present] = np.arange(len(present))
-        codes, uniques = remap[codes], uniques[present]
-    order = np.argsort(np.asarray(uniques, dtype=str), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[codes], np.asarray(uniques, dtype=object)[order]
-
-
-def _string_rank(values: pd.Series | np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of ``values`` (of ``values[rows]`` when given) whose order is the string order of
-    the values.
-
-    Returns ``(codes (N,), uniques (K,))`` with ``uniques`` sorted as strings: only the ``K``
-    distinct values are sorted, and the column is hashed as it is stored (no Python string per
-    row), so this is linear in rows.
-    """
-    codes, uniques = pd.factorize(_as_text(values), sort=False)
-    codes = codes.astype(np.int64, copy=False)
-    if len(codes) and codes.min() < 0:
-        raise ValueError(f"a missing value (row {int(np.argmin(codes))}) in a column of ids or names; "
-                         "a CheckinTable holds strings there")
-    if rows is not None:
-        codes = codes[rows]
-    return _rank_uniques(codes, np.asarray(uniques, dtype=object))
 
 
 def _filter(user: np.ndarray, poi: np.ndarray, cfg: ProtocolConfig, stats: dict[str, Any]) -> np.ndarray:
@@ -157,45 +118,6 @@ def _positions(start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return traj, pos, lengths[traj] if len(start) else np.zeros(0, dtype=np.int64)
 
 
-def _single_valued(group: np.ndarray, n_groups: int, *values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(first (n_groups,), several (n_groups,))``: each group's first row (-1 when empty) and
-    whether any of its rows differs from that row in one of ``values`` (NaN equals NaN).
-
-    Linear: every row is compared with its group's first row, so the (usually few) groups with
-    several values can be counted apart, by a sort of their rows alone.
-    """
-    first = np.full(n_groups, -1, dtype=np.int64)
-    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)  # the last write of each group is its first row
-    f = first[group]
-    differs = np.zeros(len(group), dtype=bool)
-    for v in values:
-        a, b = v, v[f]
-        ne = a != b
-        if v.dtype.kind == "f":
-            ne &= ~(np.isnan(a) & np.isnan(b))
-        differs |= ne
-    several = np.zeros(n_groups, dtype=bool)
-    several[group[differs]] = True
-    return first, several
-
-
-def _mode_per_group(group: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
-    """``(n_groups,)`` most frequent ``value`` (int codes) per group; ties -> smallest value."""
-    out = np.full(n_groups, -1, dtype=np.int64)
-    if not len(group):
-        return out
-    first, several = _single_valued(group, n_groups, value)
-    one = (first >= 0) & ~several
-    out[one] = value[first[one]]
-    if several.any():  # count (group, value) pairs of the groups with several values only
-        rows = several[group]
-        pairs = pd.DataFrame({"g": group[rows], "v": value[rows]}).value_counts().reset_index(name="n")
-        pairs = pairs.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="stable")
-        pick = pairs.drop_duplicates("g")
-        out[pick["g"].to_numpy()] = pick["v"].to_numpy()
-    return out
-
-
 def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str | None = None) -> Split:
     """Apply an evaluation protocol to a check-in table.
 
@@ -215,8 +137,8 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
                          "file set (e.g. GETNext's NYC_train/val/test.csv); this table has none. Use "
                          "'time_cut' or 'leave_last'")
     df = table.df
-    user_code, user_uniq = _string_rank(df["user"])
-    poi_code, poi_uniq = _string_rank(df["poi"])
+    user_code, user_uniq = string_rank(df["user"])
+    poi_code, poi_uniq = string_rank(df["poi"])
     # the distinct ids counted from their codes (table.num_users would hash the column again)
     stats: dict[str, Any] = {"rows_in": len(df), "users_in": len(user_uniq), "pois_in": len(poi_uniq)}
     ts_all = df["ts"].to_numpy(np.int64)
@@ -364,70 +286,30 @@ def _leave_last_parts(start: np.ndarray, user: np.ndarray) -> np.ndarray:
     return t_part[traj]
 
 
-def _mode_coords(poi: np.ndarray, lat: np.ndarray, lon: np.ndarray, n_pois: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(P,), (P,)`` each POI's most frequent (lat, lon) pair; ties -> smallest pair; NaN kept."""
-    out_lat, out_lon = np.full(n_pois, np.nan), np.full(n_pois, np.nan)
-    if not len(poi):
-        return out_lat, out_lon
-    # A loaded table has one canonical pair per POI: only POIs with several are counted.
-    first, several = _single_valued(poi, n_pois, lat, lon)
-    one = (first >= 0) & ~several
-    out_lat[one], out_lon[one] = lat[first[one]], lon[first[one]]
-    if not several.any():
-        return out_lat, out_lon
-    rows = several[poi]
-    c = pd.DataFrame({"g": poi[rows], "lat": lat[rows], "lon": lon[rows]}).value_counts(dropna=False).reset_index(name="n")
-    c = c.sort_values(["g", "n", "lat", "lon"], ascending=[True, False, True, True], kind="stable")
-    c = c.drop_duplicates("g")
-    out_lat[c["g"].to_numpy()] = c["lat"].to_numpy()
-    out_lon[c["g"].to_numpy()] = c["lon"].to_numpy()
-    return out_lat, out_lon
-
-
-def _compact(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(codes, return_inverse=True)`` for int codes in ``[0, n)``, by counting."""
-    present = np.bincount(codes, minlength=n) > 0
-    new_id = np.cumsum(present) - 1
-    return np.flatnonzero(present), new_id[codes]
-
-
-def _member(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """``(N,)`` bool ``np.isin(codes, values)`` for int codes in ``[0, n)``, by a lookup table."""
-    table = np.zeros(n, dtype=bool)
-    table[values] = True
-    return table[codes]
-
-
-def _code_of(uniques: np.ndarray, value: str) -> int:
-    """The factor code of ``value`` among ``uniques`` (``-2``, matching no code, when absent)."""
-    hit = np.flatnonzero(uniques == value)
-    return int(hit[0]) if len(hit) else -2
-
-
 def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.ndarray, p: np.ndarray,
               ts: np.ndarray, part: np.ndarray, start: np.ndarray, traj: np.ndarray,
               train_target: np.ndarray, eval_target: np.ndarray, seen_u: np.ndarray, seen_p: np.ndarray,
               user_uniq: np.ndarray, poi_uniq: np.ndarray, cfg: ProtocolConfig, cuts: dict[str, int],
               stats: dict[str, Any], name: str | None) -> Split:
     """Integer ids, POI attributes, CSR pointers, samples, flags and final counts."""
-    u_keep, u_new = _compact(u, len(user_uniq))
-    p_keep, p_new = _compact(p, len(poi_uniq))
-    cat_new, cat_names = _string_rank(df["category"], rows) if len(rows) else (np.zeros(0, np.int64),
+    u_keep, u_new = compact(u, len(user_uniq))
+    p_keep, p_new = compact(p, len(poi_uniq))
+    cat_new, cat_names = string_rank(df["category"], rows) if len(rows) else (np.zeros(0, np.int64),
                                                                               np.zeros(0, object))
     n_users, n_pois = len(u_keep), len(p_keep)
 
-    poi_category = _mode_per_group(p_new, cat_new, n_pois)
+    poi_category = mode_per_group(p_new, cat_new, n_pois)
     lat = df["lat"].to_numpy()[rows]
     lon = df["lon"].to_numpy()[rows]
-    poi_lat, poi_lon = _mode_coords(p_new, lat, lon, n_pois)
-    text_code, text_uniq = pd.factorize(_as_text(df["poi_text"]), sort=False)
+    poi_lat, poi_lon = mode_coords(p_new, lat, lon, n_pois)
+    text_code, text_uniq = pd.factorize(as_text(df["poi_text"]), sort=False)
     text_code = text_code[rows].astype(np.int64, copy=False)
     text_uniq = np.asarray(text_uniq, dtype=object)
     poi_text = np.full(n_pois, "", dtype=object)
-    has_text = text_code != _code_of(text_uniq, "")
+    has_text = text_code != code_of(text_uniq, "")
     if has_text.any():
-        t_code, t_uniq = _rank_uniques(text_code[has_text], text_uniq)
-        t_pick = _mode_per_group(p_new[has_text], t_code, n_pois)
+        t_code, t_uniq = rank_uniques(text_code[has_text], text_uniq)
+        t_pick = mode_per_group(p_new[has_text], t_code, n_pois)
         poi_text[t_pick >= 0] = t_uniq[t_pick[t_pick >= 0]]
 
     first = np.flatnonzero(start)
@@ -445,7 +327,7 @@ def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.nda
     # a val/test target POI can match, so only those are compared (a linear pre-filter).
     # The (few) val/test pairs are sorted; each candidate training pair is looked up among them.
     ev = np.concatenate([samples["test"], samples["val"]])
-    cand = (part == 0) & _member(u_new, u_new[ev], n_users) & _member(p_new, p_new[ev], n_pois)
+    cand = (part == 0) & member(u_new, u_new[ev], n_users) & member(p_new, p_new[ev], n_pois)
     ev_pairs = np.unique(u_new[ev].astype(np.int64) * n_pois + p_new[ev])                  # (E,) sorted
     tr_pairs = u_new[cand].astype(np.int64) * n_pois + p_new[cand]
     at = np.minimum(np.searchsorted(ev_pairs, tr_pairs), max(len(ev_pairs) - 1, 0))

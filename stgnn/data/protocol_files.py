@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from stgnn.data.protocol import ProtocolConfig, _assemble, _string_rank, choose_samples
+from stgnn.data.codes import string_rank
+from stgnn.data.protocol import ProtocolConfig, _assemble, choose_samples
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import PARTS, Split
 
@@ -98,9 +99,9 @@ def make_file_split(table: PresplitTable, cfg: ProtocolConfig | None = None, nam
                              "presplit": {"files": list(table.files), "ignored_options": list(IGNORED_OPTIONS),
                                           **{f"{k}_file_checkins": int((table.part == c).sum())
                                              for k, c in PARTS.items()}}}
-    user_code, user_uniq = _string_rank(df["user"])
-    poi_code, poi_uniq = _string_rank(df["poi"])
-    traj_code, _ = _string_rank(table.traj_id)
+    user_code, user_uniq = string_rank(df["user"])
+    poi_code, poi_uniq = string_rank(df["poi"])
+    traj_code, _ = string_rank(table.traj_id)
     ts_all = df["ts"].to_numpy(np.int64)
     n = len(df)
     # Trajectories of a user by their first check-in (ties: trajectory id), check-ins by time, then

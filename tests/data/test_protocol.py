@@ -252,7 +252,7 @@ def test_table_sorts_by_time_then_user_string() -> None:
 def test_modes_per_poi_match_counting_all_rows(seed) -> None:
     """The linear path (groups with one value) and the counted one (several values) together
     give the most frequent value / coordinate pair of every group, ties to the smallest."""
-    from stgnn.data.protocol import _mode_coords, _mode_per_group
+    from stgnn.data.codes import mode_coords as _mode_coords, mode_per_group as _mode_per_group
 
     rng = np.random.default_rng(seed)
     n, n_groups = 4000, 60
