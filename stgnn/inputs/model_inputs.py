@@ -61,7 +61,7 @@ class InputSpec:
     text_profile: bool | str = True
     visible_counts: bool = False
     intent: str | None = None
-    intent_items: int = 8
+    intent_items: int = 5
 
 
 @dataclass

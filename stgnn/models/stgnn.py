@@ -130,7 +130,7 @@ class STGNN(PoiDistances, Recommender):
                  cell_conv: str | type = "gcn",
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
                  prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
-                 intent_items: int = 8) -> None:
+                 intent_items: int = 5) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -203,7 +203,7 @@ class STGNN(PoiDistances, Recommender):
                    snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
                    dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool | str = True,
                    prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
-                   intent_items: int = 8, **_: Any) -> InputSpec:
+                   intent_items: int = 5, **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
         the distance-bucket table when distances are encoded; text vectors when ``text_model`` names
         an encoder (and ``text`` is on or ``poi_init="text"``); the reference's counts when ``prior`` is set."""

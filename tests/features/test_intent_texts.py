@@ -42,7 +42,9 @@ def test_intent_text_hand_checked():
 
 def test_poi_labels_are_names_and_regions(synthetic_split):
     labels = poi_labels(synthetic_split)
-    assert labels == [f"{n}, {r}" for n, r in zip(poi_names(synthetic_split), default_region_labels(synthetic_split))]
+    assert labels == poi_names(synthetic_split)
+    assert poi_labels(synthetic_split, regions=True) == [
+        f"{n}, {r}" for n, r in zip(poi_names(synthetic_split), default_region_labels(synthetic_split))]
 
 
 @pytest.mark.parametrize("target_time", ["known", "hidden"])
