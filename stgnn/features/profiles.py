@@ -12,6 +12,7 @@ encoded as a user-intent vector. It reads a sample's prefix only, never its targ
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -130,8 +131,44 @@ def poi_profiles(split: Split, region_labels: Sequence[str] | None = None, min_v
     return out
 
 
-def poi_texts(split: Split, profile: bool = False, region_labels: Sequence[str] | None = None) -> list[str]:
-    """``(P,)`` text of each POI to encode: :func:`poi_names`, or :func:`poi_profiles` if ``profile``."""
+def neighbour_profiles(split: Split, base: Sequence[str] | None = None, top: int = 2) -> list[str]:
+    """``(P,)`` :func:`poi_profiles` (or ``base``) plus the ``top`` most frequent categories of each
+    POI's training predecessors and successors: ``"...; often visited after Gym or Office; often
+    followed by Bar."`` Transitions are consecutive check-ins of one trajectory, both in the
+    training period (``part == 0``), so no val/test check-in shapes a profile."""
+    base = poi_profiles(split) if base is None else list(base)
+    P = split.num_pois
+    train = split.part == PARTS["train"]
+    same = (split.traj[1:] == split.traj[:-1]) & train[1:] & train[:-1]               # (N-1,)
+    pairs, n = np.unique(split.poi[:-1][same] * P + split.poi[1:][same], return_counts=True)
+    cat = np.asarray(split.category_names, dtype=object)[split.poi_category]          # (P,)
+    before: list[Counter] = [Counter() for _ in range(P)]
+    after: list[Counter] = [Counter() for _ in range(P)]
+    for pair, k in zip(pairs.tolist(), n.tolist()):                                     # sorted by (src, dst)
+        s, d = divmod(pair, P)
+        after[s][cat[d]] += k
+        before[d][cat[s]] += k
+    out = []
+    for p, text in enumerate(base):
+        extra = []
+        if before[p]:
+            extra.append("often visited after " + " or ".join(c for c, _ in before[p].most_common(top)))
+        if after[p]:
+            extra.append("often followed by " + " or ".join(c for c, _ in after[p].most_common(top)))
+        out.append(text.rstrip(".") + ("; " + "; ".join(extra) if extra else "") + ".")
+    return out
+
+
+PROFILES = (False, True, "neighbours")
+
+
+def poi_texts(split: Split, profile: bool | str = False, region_labels: Sequence[str] | None = None) -> list[str]:
+    """``(P,)`` text of each POI to encode: :func:`poi_names` (``profile=False``), :func:`poi_profiles`
+    (``True``) or :func:`neighbour_profiles` (``"neighbours"``: + typical predecessors/successors)."""
+    if profile == "neighbours":
+        return neighbour_profiles(split, poi_profiles(split, region_labels))
+    if profile not in (False, True):
+        raise ValueError(f"text_profile={profile!r}: choose one of {list(PROFILES)}")
     return poi_profiles(split, region_labels) if profile else poi_names(split)
 
 

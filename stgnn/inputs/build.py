@@ -18,6 +18,7 @@ import torch
 from stgnn.data.information import InformationSetting
 from stgnn.data.split import PARTS, Split
 from stgnn.features.history import VisibleCounts
+from stgnn.features.intent import poi_labels, split_intent_texts
 from stgnn.features.profiles import poi_texts
 from stgnn.features.space import dist_bucket_table
 from stgnn.features.text import TextEncoder, make_text_encoder
@@ -73,7 +74,7 @@ def build_inputs(split: Split, spec: InputSpec | None = None, *,
         spec: the model's :class:`InputSpec` (``Recommender.input_spec(**kwargs)``); default:
             statistics and POI metadata only.
         text_encoder: an encoder to use instead of ``make_text_encoder(spec.text)`` (e.g. one
-            already loaded, or a test double); only used when ``spec.text`` is set.
+            already loaded, or a test double); used for ``spec.text`` and ``spec.intent``.
 
     Returns:
         :class:`ModelInputs` holding exactly the parts ``spec`` names.
@@ -96,6 +97,12 @@ def build_inputs(split: Split, spec: InputSpec | None = None, *,
         out.dist_table = dist_bucket_table(out.poi_lat.float(), out.poi_lon.float())
     if spec.text is not None:
         out.text = poi_text_vectors(split, text_encoder if text_encoder is not None else spec.text, spec.text_profile)
+    if spec.intent is not None:
+        enc = make_text_encoder(text_encoder if text_encoder is not None else spec.intent)
+        out.intent_labels = poi_labels(split)
+        # every sample's text in one call: the training loop then only reads the vector cache
+        enc.encode(split_intent_texts(split, out.intent_labels, spec.intent_items))
+        out.intent_dim, out.intent_encoder = enc.dim, enc
     if spec.visible_counts:
         out.visible = VisibleCounts.from_split(split, InformationSetting.from_protocol(split.protocol).history)
     return out

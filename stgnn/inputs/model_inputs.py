@@ -41,11 +41,16 @@ class InputSpec:
             (:func:`stgnn.features.space.dist_bucket_table`) when ``P`` is at most this (0: never).
         text: a text-encoder spec (:func:`stgnn.features.text.make_text_encoder`) whose vectors of
             the POIs' texts the model reads; ``None``: no text vectors.
-        text_profile: embed the templated training-period POI profile rather than the bare name.
+        text_profile: embed the templated training-period POI profile rather than the bare name
+            (``"neighbours"``: the profile + its training predecessors' and successors' categories).
         visible_counts: the index that counts popularity and transitions per sample as of its
             query time under the split's history setting
             (:class:`~stgnn.features.history.VisibleCounts`; the one input that holds val/test
             check-ins, each readable only by samples scored after it).
+        intent: a text-encoder spec for the per-sample intent text (:mod:`stgnn.features.intent`):
+            the builder records the POI labels the model renders with and fills the encoder's
+            vector cache with every sample's text; ``None``: no intent.
+        intent_items: most recent prefix check-ins per intent text.
     """
 
     graph: bool = False
@@ -53,8 +58,10 @@ class InputSpec:
     snapshot_days: float = 7.0
     dist_table_max_pois: int = 0
     text: str | None = None
-    text_profile: bool = True
+    text_profile: bool | str = True
     visible_counts: bool = False
+    intent: str | None = None
+    intent_items: int = 5
 
 
 @dataclass
@@ -103,6 +110,10 @@ class ModelInputs:
         text: ``(P, D)`` float32 POI text vectors when ``spec.text``.
         visible: the :class:`~stgnn.features.history.VisibleCounts` when ``spec.visible_counts``.
         source: provenance (split name, fingerprint, protocol); not read by models.
+        intent_labels: ``(P,)`` POI labels of intent texts when ``spec.intent``; intent_dim: their
+            vectors' width.
+        intent_encoder: the encoder the builder used (not saved: a loaded model makes one from
+            ``spec.intent``).
     """
 
     num_users: int
@@ -122,6 +133,9 @@ class ModelInputs:
     text: Tensor | None = None
     visible: VisibleCounts | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    intent_labels: list[str] = field(default_factory=list)
+    intent_dim: int = 0
+    intent_encoder: Any = None
 
     def missing(self, spec: InputSpec) -> list[str]:
         """The parts ``spec`` asks for that this object lacks (empty: it serves ``spec``)."""
@@ -136,13 +150,15 @@ class ModelInputs:
             out.append(f"text vectors ({spec.text}, profile={spec.text_profile})")
         if spec.visible_counts and self.visible is None:
             out.append("visible counts")
+        if spec.intent is not None and (not self.intent_labels or self.spec.intent != spec.intent):
+            out.append(f"intent texts ({spec.intent})")
         return out
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """A dict of tensors, numbers and strings (what :meth:`save` writes)."""
         state: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                                 if f.name not in ("stats", "spec", "graph", "dist_table", "visible")}
+                                 if f.name not in ("stats", "spec", "graph", "dist_table", "visible", "intent_encoder")}
         state.update(format=INPUTS_FORMAT_VERSION, stats=asdict(self.stats), spec=asdict(self.spec),
                      graph=self.graph.to_dict() if self.graph is not None else None)
         if self.visible is not None:   # absent otherwise, so inputs saved before it still load

@@ -20,27 +20,23 @@ Read top to bottom, one sample at a time:
    pointer captures directly. ``score`` returns ``log p``; ``loss`` is its NLL (full softmax;
    ``num_sampled > 0`` samples the generate softmax's negatives, the default above 20,000 POIs).
 
-Ablation switches are constructor keywords: ``graph`` (none/static/temporal), ``text``
-(none/given), ``time_enc`` (none/tow), ``space_enc`` (none/bucket), ``attention`` (none/st),
-``copy`` (none/pointer), ``seq_encoder`` (transformer/lstm/gru/none), ``layer`` (any name, class
-or dotted path that :func:`stgnn.layers.resolve` accepts). Branches use the layer's capability
-flags, never its name.
+Ablation switches (constructor keywords): ``graph`` (none/static/temporal), ``text`` (none/given),
+``time_enc`` (none/tow), ``space_enc`` (none/bucket), ``attention`` (none/st), ``copy``
+(none/pointer), ``seq_encoder`` (transformer/lstm/gru/none), ``layer`` (any name, class or dotted
+path :func:`stgnn.layers.resolve` accepts; branches use its capability flags, never its name).
+``intent`` adds the LM vector of the prefix rendered as text to ``u`` (:mod:`stgnn.models.intent`).
 
-Dynamic graph: ``snapshots=K`` adds a recurrent graph cell (``temporal_cell``, see
-:mod:`stgnn.layers.temporal_cells`) run over the POI transition graphs of the last ``K`` training
-weeks; its final state is added to the POI representations.
+Dynamic graph: ``snapshots=K`` runs a recurrent graph cell (``temporal_cell``) over the POI
+transition graphs of the last ``K`` training weeks; its final state is added to the POIs.
 
 Cold start: ``id_dropout=p`` (DropoutNet-style) drops each POI's id embedding and bias with
-probability ``p`` per training step, so the model learns to score a POI from its content (text,
-category, region, coordinates, graph neighbours); at evaluation, POIs without a training
-check-in are scored from content only (their ids were trained only as negatives).
+probability ``p`` per training step, so the model learns to score a POI from its content; at
+evaluation, POIs without a training check-in are scored from content only.
 
 Large graphs: ``sampling="sampled"`` (or ``"auto"`` above ``auto_edges`` edges) encodes only the
-nodes a step needs, on sampled neighbourhoods (:mod:`stgnn.models.sampled_encoding`; evaluation
-encodes every node once and caches it until the next training step). Above
-``dist_matrix_max_pois`` POIs the ``(P, P)`` distance-bucket table is not built and distances are
-computed per batch. Large POI sets: a sampled-softmax step touches only the POIs it reads, no
-``(B, P)`` tensor (:mod:`stgnn.models.sampled_softmax`).
+nodes a step needs, on sampled neighbourhoods (:mod:`stgnn.models.sampled_encoding`). Above
+``dist_matrix_max_pois`` POIs distances are computed per batch; a sampled-softmax step touches
+only the POIs it reads (:mod:`stgnn.models.sampled_softmax`).
 
 Inputs and leakage: :meth:`STGNN.from_inputs` takes the training graph, snapshots, text vectors
 and coordinates from :class:`~stgnn.inputs.ModelInputs` (built from ``part == 0`` check-ins, so
@@ -67,6 +63,7 @@ from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 from stgnn.models.explain import explain
 from stgnn.models.graph_encoder import HeteroGraphEncoder
+from stgnn.models.intent import IntentHead
 from stgnn.models.poi_distances import PoiDistances
 from stgnn.models.poi_init import init_poi_embedding
 from stgnn.models.prior import ReferencePrior
@@ -94,24 +91,22 @@ class STGNN(PoiDistances, Recommender):
         heads, seq_layers, dropout: sequence-encoder sizes; graph_layers: HeteroConv blocks.
         num_sampled: ``> 0``: the generate softmax in ``loss`` uses the targets and this many uniform
             negatives shared by the batch (:mod:`~stgnn.models.sampled_softmax`; ``"auto"``: above 20k POIs).
-        id_dropout: probability of dropping a POI's id embedding and bias per training step
-            (module docstring, cold start); POIs unseen in training always use content only.
-        sampling: ``"full"`` (full-batch graph encoder), ``"sampled"`` (neighbour sampling) or
-            ``"auto"`` (sampled when the graph has more than ``auto_edges`` edges).
+        id_dropout: probability of dropping a POI's id embedding and bias per training step (cold start).
+        sampling: ``"full"``, ``"sampled"`` (neighbour sampling) or ``"auto"`` (above ``auto_edges`` edges).
         fanout: neighbours per relation and hop when sampling (default 15 per hop).
         sample_chunk: seed nodes per chunk when encoding every node for evaluation.
         snapshots, snapshot_days: ``> 0``: that many POI transition snapshots of ``snapshot_days`` each, fed to ``temporal_cell``.
-        temporal_cell: ``graph_gru``, ``gconvgru``, ``tgcn`` or ``evolvegcno``.
-        cell_conv: the gate conv of ``graph_gru`` (any layer name, class or dotted path).
-        dist_matrix_max_pois: largest POI count for which the ``(P, P)`` uint8 distance-bucket
-            table is precomputed (25 MB for NYC; 10 GB for 100k POIs); above it, per batch.
+        temporal_cell: ``graph_gru``, ``gconvgru``, ``tgcn`` or ``evolvegcno``; cell_conv: ``graph_gru``'s gate conv.
+        dist_matrix_max_pois: most POIs for which the ``(P, P)`` uint8 distance-bucket table is built (NYC: 25 MB).
         graph_data: the training graph now (else :meth:`prepare` / :meth:`attach_graph`).
-        text_model, text_profile: builder options (:meth:`input_spec`): a text-encoder spec
-            (``"minilm"``, ``"hf:<path>"``...; ``None``: no LM) whose vectors of the POIs' training-period
-            profiles (bare names when ``text_profile=False``) become ``text_emb``.
+        text_model, text_profile: builder options: a text-encoder spec (``"minilm"``, ``"hf:<path>"``...)
+            whose vectors of the POIs' training-period profiles (bare names when ``text_profile=False``;
+            ``"neighbours"``: + typical predecessor/successor categories) become ``text_emb``.
         conv_kwargs: extra constructor arguments for the graph layer (e.g. ``heads``).
         prior: residual learning over the tuned reference (:meth:`ReferencePrior.from_option
             <stgnn.models.prior.ReferencePrior.from_option>`: its keywords, ``fusion``...); ``None``: off.
+        intent, intent_items: a text-encoder spec: ``u`` gets a learned MLP of the frozen LM vector of
+            each sample's prefix rendered as text (last ``intent_items`` check-ins; :mod:`stgnn.models.intent`).
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
@@ -134,7 +129,8 @@ class STGNN(PoiDistances, Recommender):
                  snapshots: int = 0, snapshot_days: float = 7.0, temporal_cell: str = "graph_gru",
                  cell_conv: str | type = "gcn",
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
-                 prior: dict[str, Any] | None = None, poi_init: str = "random") -> None:
+                 prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
+                 intent_items: int = 5) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -197,6 +193,7 @@ class STGNN(PoiDistances, Recommender):
         self.dist_matrix_max_pois = dist_matrix_max_pois
         self.register_buffer("poi_dist_bucket", torch.zeros((0, 0), dtype=torch.uint8), persistent=False)
         self.prior = ReferencePrior.from_option(prior, num_users, num_pois, dim, self.num_sampled)   # None: off
+        self.intent_spec, self.intent_items, self.intent = intent, intent_items, None   # IntentHead: prepare()
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -204,8 +201,9 @@ class STGNN(PoiDistances, Recommender):
     @classmethod
     def input_spec(cls, *, graph: str = "temporal", text: str = "given", text_emb: Tensor | None = None,
                    snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
-                   dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool = True,
-                   prior: dict[str, Any] | None = None, poi_init: str = "random", **_: Any) -> InputSpec:
+                   dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool | str = True,
+                   prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
+                   intent_items: int = 5, **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
         the distance-bucket table when distances are encoded; text vectors when ``text_model`` names
         an encoder (and ``text`` is on or ``poi_init="text"``); the reference's counts when ``prior`` is set."""
@@ -213,7 +211,7 @@ class STGNN(PoiDistances, Recommender):
         return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
                          dist_table_max_pois=dist_matrix_max_pois if space_enc != "none" else 0,
                          text=text_model if wants_text else None, text_profile=text_profile,
-                         visible_counts=prior is not None)
+                         visible_counts=prior is not None, intent=intent, intent_items=intent_items)
 
     @classmethod
     def from_inputs(cls, inputs: ModelInputs, **kwargs: Any) -> "STGNN":
@@ -228,7 +226,7 @@ class STGNN(PoiDistances, Recommender):
     def prepare(self, inputs: ModelInputs) -> None:
         """POI coordinates, the POIs seen in training, the snapshots and the training graph."""
         missing = inputs.missing(InputSpec(graph=self.opts["graph"] != "none", snapshots=self.snapshots,
-                                           snapshot_days=self.snapshot_days))
+                                           snapshot_days=self.snapshot_days, intent=self.intent_spec))
         if missing:
             raise ValueError(f"STGNN needs {' and '.join(missing)}, which these inputs lack; build them with "
                              "build_inputs(split, STGNN.input_spec(**kwargs))")
@@ -241,6 +239,8 @@ class STGNN(PoiDistances, Recommender):
             self.prior.prepare(inputs)
         if self.opts["graph"] != "none":
             self.attach_graph(inputs.graph)
+        if self.intent_spec is not None and self.intent is None:   # last: the other modules' init is unchanged
+            self.intent = IntentHead.for_model(inputs, self)
 
     def attach_snapshots(self, snaps: list[tuple[Tensor, Tensor]]) -> None:
         """Use ``[(edge_index (2, E_i), count (E_i,)), ...]`` (oldest first) as the snapshots the
@@ -431,6 +431,7 @@ class STGNN(PoiDistances, Recommender):
 
         # --- user/query vector and the two distributions
         u = self.fuse(torch.cat([q, ctx, g_user, tow_q], -1))               # (B, d)
+        u = u if self.intent is None else u + self.intent(batch)            # + MLP(LM vector of the prefix text)
         keep = self._poi_keep()                                              # (P,) or None
         bias = self.poi_bias if keep is None else torch.where(keep, self.poi_bias, self.content_bias)  # (P,)
         if columns is None:
@@ -493,8 +494,7 @@ class STGNN(PoiDistances, Recommender):
 
     def extra_repr(self) -> str:
         o = ", ".join(f"{k}={v}" for k, v in self.opts.items())
-        return (f"{super().extra_repr()}, dim={self.dim}, layer={self.layer.__name__}, "
-                f"seq_encoder={self.seq_kind}, {o}")
+        return f"{super().extra_repr()}, dim={self.dim}, layer={self.layer.__name__}, seq_encoder={self.seq_kind}, {o}"
 
 
 __all__ = ["STGNN"]

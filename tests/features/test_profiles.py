@@ -175,3 +175,20 @@ def test_user_intent_vectors_encode_the_rendered_prefix(split):
     vecs = user_intent_vectors(split, targets, enc)
     assert vecs.shape == (len(targets), 3)
     assert enc.seen == trajectory_texts(split, targets)
+
+
+def test_neighbour_profiles_name_training_predecessors_and_successors(split):
+    from stgnn.features.profiles import neighbour_profiles
+
+    base = poi_profiles(split, REGIONS)
+    # training transitions: user 0 Coffee->Office x5, Office->Coffee x4; user 1 Coffee->Coffee, Coffee->Bar,
+    # Bar->Bar x2 (the val/test weeks would add Office->Office and Coffee->Coffee runs)
+    assert neighbour_profiles(split, base) == [
+        base[0][:-1] + "; often visited after Office or Coffee Shop; often followed by Office or Coffee Shop.",
+        base[1][:-1] + "; often visited after Coffee Shop; often followed by Coffee Shop.",
+        base[2][:-1] + "; often visited after Bar or Coffee Shop; often followed by Bar.",
+    ]
+    assert poi_texts(split, "neighbours", REGIONS) == neighbour_profiles(split, base)
+    assert neighbour_profiles(make_split(week_one()), base) == neighbour_profiles(split, base)   # future unused
+    with pytest.raises(ValueError, match="text_profile='rich'"):
+        poi_texts(split, "rich")
