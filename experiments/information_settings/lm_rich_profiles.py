@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,35 +27,14 @@ from stgnn.config import ExperimentConfig  # noqa: E402
 from stgnn.data.batch import SampleLoader  # noqa: E402
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402
-from stgnn.features.profiles import default_region_labels, poi_profiles, trajectory_texts  # noqa: E402
+from stgnn.features.profiles import default_region_labels, neighbour_profiles, poi_profiles, trajectory_texts  # noqa: E402
 from stgnn.features.text import make_text_encoder  # noqa: E402
-from stgnn.inputs.build import train_stats  # noqa: E402
 from stgnn.recipes import load_split  # noqa: E402
 from stgnn.registry import build_for_split  # noqa: E402
 
 # the tuned reference of (train_only, known): tune_user_history_train_only_known.json
 REFERENCE = {"half_life": 60, "transition_weight": 0.2, "time_weight": 0.6, "time_sigma": 1.5, "counts": "train"}
 GRID = [(a, tau) for a in (0.03, 0.1, 0.3, 1.0) for tau in (0.05, 0.1)]
-
-
-def rich_profiles(split, base: list[str], top: int = 2) -> list[str]:
-    """``base`` plus the most frequent categories of each POI's training predecessors and successors."""
-    st = train_stats(split)
-    cat = np.asarray(split.category_names, dtype=object)[split.poi_category]
-    before: list[Counter] = [Counter() for _ in range(split.num_pois)]
-    after: list[Counter] = [Counter() for _ in range(split.num_pois)]
-    for s, d, n in zip(st.trans_src.tolist(), st.trans_dst.tolist(), st.trans_count.tolist()):
-        after[s][cat[d]] += n
-        before[d][cat[s]] += n
-    out = []
-    for p, text in enumerate(base):
-        extra = []
-        if before[p]:
-            extra.append("often visited after " + " or ".join(c for c, _ in before[p].most_common(top)))
-        if after[p]:
-            extra.append("often followed by " + " or ".join(c for c, _ in after[p].most_common(top)))
-        out.append(text.rstrip(".") + ("; " + "; ".join(extra) if extra else "") + ".")
-    return out
 
 
 def part_scores(split, ref, part: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -83,7 +61,7 @@ def main() -> None:
     regions = default_region_labels(split)
     enc = make_text_encoder("minilm", device="cpu")
     base = poi_profiles(split, regions)
-    variants = {"profile": base, "profile+neighbours": rich_profiles(split, base)}
+    variants = {"profile": base, "profile+neighbours": neighbour_profiles(split, base)}
     parts = {p: part_scores(split, ref, p) for p in ("val", "test")}
     intent = {p: torch.nn.functional.normalize(enc.encode(trajectory_texts(split, parts[p][2], region_labels=regions))
                                                .float(), dim=-1) for p in parts}
