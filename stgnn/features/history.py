@@ -22,7 +22,7 @@ from torch import Tensor
 
 from stgnn.data.information import HISTORY as HISTORY_SETTINGS
 from stgnn.data.split import PARTS, Split
-from stgnn.features.time import SECONDS_PER_DAY, day_of_week, local_seconds
+from stgnn.features.time import SECONDS_PER_DAY, local_seconds, weekday_of_local
 
 HOURS_PER_DAY = 24
 
@@ -39,13 +39,14 @@ def time_of_day_kernel(ts: Tensor, tz: Tensor, q_ts: Tensor, q_tz: Tensor, sigma
     """
     if sigma_hours <= 0 or not 0 <= weekend_factor <= 1:
         raise ValueError(f"need sigma_hours > 0 and 0 <= weekend_factor <= 1, got {sigma_hours}, {weekend_factor}")
-    hours = (local_seconds(ts, tz) % SECONDS_PER_DAY).double() / 3600.0            # (B, M)
-    q_hours = (local_seconds(q_ts, q_tz) % SECONDS_PER_DAY).double() / 3600.0      # (B,)
+    s, q_s = local_seconds(ts, tz), local_seconds(q_ts, q_tz)                       # (B, M), (B,)
+    hours = (s % SECONDS_PER_DAY).double() / 3600.0                                 # (B, M)
+    q_hours = (q_s % SECONDS_PER_DAY).double() / 3600.0                             # (B,)
     d = (hours - q_hours[:, None]).abs()
     d = torch.minimum(d, HOURS_PER_DAY - d)                                         # (B, M) circular
     k = torch.exp(-d.square() / (2.0 * sigma_hours ** 2))
-    weekend = day_of_week(ts, tz) >= 5                                              # (B, M)
-    q_weekend = day_of_week(q_ts, q_tz) >= 5                                        # (B,)
+    weekend = weekday_of_local(s) >= 5                                                      # (B, M)
+    q_weekend = weekday_of_local(q_s) >= 5                                                  # (B,)
     return torch.where(weekend == q_weekend[:, None], k, k * weekend_factor)
 
 

@@ -33,7 +33,12 @@ def local_seconds(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
 
 def day_of_week(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
     """Local weekday, Monday = 0 ... Sunday = 6."""
-    return (local_seconds(ts, tz_offset_min) // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7
+    return weekday_of_local(local_seconds(ts, tz_offset_min))
+
+
+def weekday_of_local(local_s: ArrayT) -> ArrayT:
+    """Weekday (Monday = 0) of local seconds from :func:`local_seconds`."""
+    return (local_s // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7
 
 
 def hour_of_day(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
@@ -43,7 +48,8 @@ def hour_of_day(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
 
 def hour_of_week(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
     """Local hour of the week, 0..167: Monday 00:00-00:59 is 0, Sunday 23:00-23:59 is 167."""
-    return day_of_week(ts, tz_offset_min) * 24 + hour_of_day(ts, tz_offset_min)
+    s = local_seconds(ts, tz_offset_min)            # once: a served request calls this 3-4 times
+    return (s // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7 * 24 + (s % SECONDS_PER_DAY) // SECONDS_PER_HOUR
 
 
 def day_fraction(ts: Tensor, tz_offset_min: Tensor) -> Tensor:

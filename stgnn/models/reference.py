@@ -180,6 +180,17 @@ class UserHistory(Recommender):
         out[row, self.trans_col[pos]] = self.trans_val[pos]
         return out
 
+    def visible_popularity(self, q_ts: torch.Tensor) -> torch.Tensor:
+        """``(B, P)`` float64 popularity distribution as of each query time ``(B,)`` (``counts="visible"``;
+        uniform where nothing is visible yet)."""
+        uniform = torch.full((self.num_pois,), 1.0 / self.num_pois, dtype=torch.float64)
+        return normalise_rows(self.visible.popularity(q_ts.cpu()), uniform)
+
+    def visible_transitions(self, last: torch.Tensor, q_ts: torch.Tensor) -> torch.Tensor:
+        """``(B, P)`` float64 transition distribution out of each POI in ``last`` ``(B,)`` as of each
+        query time (``counts="visible"``; a zero row where no transition is visible)."""
+        return normalise_rows(self.visible.transitions(last.cpu(), q_ts.cpu()))
+
     def score(self, batch: Batch) -> torch.Tensor:
         memory = self._memory(batch)             # shared by the personal and routine terms
         s = (1 - self.eps - self.transition_weight - self.time_weight) * self.personal(batch, memory)  # (B, P)
@@ -189,12 +200,9 @@ class UserHistory(Recommender):
                 s = s + self.transition_weight * self.transitions(batch.last_poi)
         else:  # counts="visible": statistics as of each sample's query time
             q_ts, _ = batch.query_time()
-            uniform = torch.full((self.num_pois,), 1.0 / self.num_pois, dtype=torch.float64)
-            pop = normalise_rows(self.visible.popularity(q_ts.cpu()), uniform)               # (B, P)
-            s = s + self.eps * pop.to(s.device)
+            s = s + self.eps * self.visible_popularity(q_ts).to(s.device)
             if self.transition_weight > 0:
-                trans = normalise_rows(self.visible.transitions(batch.last_poi.cpu(), q_ts.cpu()))
-                s = s + self.transition_weight * trans.to(s.device)
+                s = s + self.transition_weight * self.visible_transitions(batch.last_poi, q_ts).to(s.device)
         if self.time_weight > 0:
             s = s + self.time_weight * self.routine(batch, memory)
         return s.float()

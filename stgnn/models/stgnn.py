@@ -46,7 +46,7 @@ which holds only check-ins before the target. Explanations: :mod:`stgnn.models.e
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,7 @@ from stgnn.models.graph_encoder import HeteroGraphEncoder
 from stgnn.models.intent import IntentHead
 from stgnn.models.poi_distances import PoiDistances
 from stgnn.models.poi_init import init_poi_embedding
+from stgnn.models.prefix import encode_prefix
 from stgnn.models.prior import ReferencePrior
 from stgnn.models.sampled_encoding import SampledGraphEncoding, needed_nodes
 from stgnn.models.sampled_softmax import draw_negatives, resolve_num_sampled, sampled_log_p_gen
@@ -396,16 +397,7 @@ class STGNN(PoiDistances, Recommender):
         tq, tzq = batch.query_time()             # (B,), (B,): the target's time if known, else the last check-in's
         last = batch.last_poi                                                # (B,) the query place
 
-        # --- sequence encoder over the prefix
-        x = rows(batch.poi)                                                  # (B, L, d)
-        if use_t:
-            prev_ts = torch.cat([batch.ts[:, :1], batch.ts[:, :-1]], 1)      # (B, L)
-            x = x + self.tow_emb(hour_of_week(batch.ts, batch.tz)) + self.dt_emb(time_bucket(batch.ts - prev_ts))
-        if use_s:
-            prev = torch.cat([batch.poi[:, :1], batch.poi[:, :-1]], 1)       # (B, L)
-            x = x + self.dd_emb(self.dist_pairs(prev, batch.poi))
-        h = self.seq(x, batch.mask)                                          # (B, L, d)
-        q = h.gather(1, (batch.length - 1)[:, None, None].expand(-1, 1, self.dim))[:, 0]  # (B, d)
+        q = self.encode_prefix(batch, rows)                                  # (B, d)
 
         # --- memory: the user's history + the prefix, keyed by POI, time of week, intervals to the query
         mem_poi = torch.cat([batch.hist_poi, batch.poi], 1)                  # (B, M)
@@ -453,6 +445,10 @@ class STGNN(PoiDistances, Recommender):
             else:  # the pointer's mass on each target: the weight of the memory items that are it
                 out["p_copy_target"] = (copy_w * (mem_poi == batch.target_poi[:, None])).sum(1, keepdim=True)
         return out
+
+    def encode_prefix(self, batch: Batch, rows: Callable[[Tensor], Tensor]) -> Tensor:
+        """``(B, d)`` sequence state at each prefix's end (:func:`stgnn.models.prefix.encode_prefix`)."""
+        return encode_prefix(self, batch, rows)
 
     def _mix(self, out: dict[str, Tensor], log_p_gen: Tensor, p_copy: Tensor | None) -> Tensor:
         """``log(g * p_copy + (1 - g) * p_gen)`` computed stably."""

@@ -94,10 +94,10 @@ def relations(catalog: Catalog, current: int | None, pois: np.ndarray) -> list[l
 
 
 def _memory_items(catalog: Catalog, poi: list[int], ts: list[int], tz: list[int], hist_width: int,
-                  positions: np.ndarray, weights: dict[str, list[float]]) -> list[dict[str, Any]]:
+                  positions: list[int], weights: dict[str, list[float]]) -> list[dict[str, Any]]:
     # plain lists (made once per request): indexing them costs a fraction of numpy scalars
     items = []
-    for m in positions[:MAX_MEMORY_ITEMS].tolist():
+    for m in positions[:MAX_MEMORY_ITEMS]:
         item: dict[str, Any] = {"poi": catalog.card(poi[m])[0], "ts": ts[m], "time": iso(ts[m], tz[m]),
                                 "source": "history" if m < hist_width else "current_trajectory"}
         for k, w in weights.items():
@@ -158,18 +158,19 @@ def explain_items(model: Any, catalog: Catalog, batch: Any, out: dict[str, torch
             hits.setdefault(q, []).append(m)
     as_lists = (mem_poi.tolist(), mem_ts.tolist(), mem_tz.tolist(), H)
     weight_lists = {k: w.tolist() for k, w in weights.items()}
+    order_by = weight_lists.get(key) if key is not None else None
     result = []
     for p, rel, tw in zip(pois, rels, tows):
-        at_p = np.asarray(hits.get(p, ()), np.int64)                        # oldest first
-        if key is not None and len(at_p) > 1:
-            at_p = at_p[np.argsort(-weights[key][at_p], kind="stable")]
-        elif key is None:
+        at_p = hits.get(p, [])                                              # oldest first
+        if order_by is not None and len(at_p) > 1:                          # heaviest first, ties oldest first
+            at_p = sorted(at_p, key=lambda m: -order_by[m])
+        elif order_by is None:
             at_p = at_p[::-1]                                               # most recent first
-        memory = {"kind": kind, "visits": int(len(at_p)),
+        memory = {"kind": kind, "visits": len(at_p),
                   "checkins": _memory_items(catalog, *as_lists, at_p, weight_lists)}
         if share is not None:
             memory["memory_share"] = round(float(share[p]), 4)
         if kind == "votes":
-            memory["vote_total"] = round(float(weights["vote"][at_p].sum()), 5)
+            memory["vote_total"] = round(float(weights["vote"][np.asarray(at_p, np.int64)].sum()), 5)
         result.append({"memory": memory, "relations": rel, "time_of_week": tw})
     return result

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stgnn.serve.catalog import Catalog
-from stgnn.serve.memo import memo_sequence, memo_visible_counts
+from stgnn.serve.memo import memo_prefix, memo_visible_counts
 
 CHECKPOINTS = ("best.pt", "last.pt")
 
@@ -94,18 +94,13 @@ def _one_sample_seq(seq: nn.Module) -> None:
     bucket of the whole sample and run ``_forward`` on a copy of it, then multiply by the mask. The
     shortcut runs the same ops on the same values (bit-identical, tested) without the bucketing's
     ~20 small tensor ops (~0.3 ms of a NYC request's CPU). Anything else goes through ``by_length``.
-    The one-sample path is memoised on its input (:func:`stgnn.serve.memo.memo_sequence`): a user
-    asking again before their next check-in skips the encoder.
     """
     bucketed = seq.forward
-    one = memo_sequence(lambda x, mask: seq._forward(x, mask) * mask[..., None])
 
     def forward(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1 and bool(mask.all()):
-            return one(x, mask)
+            return seq._forward(x, mask) * mask[..., None]
         return bucketed(x, mask)
-
-    forward.memo = one.memo                     # type: ignore[attr-defined]
 
     seq.forward = forward                       # instance attribute shadows the method
 
@@ -117,8 +112,10 @@ def precompute(model: nn.Module) -> list[str]:
     and the POI side of the generate score (``out_poi`` of the POI encodings), so a request
     computes only its own sequence, memory and one ``(d,) x (d, P)`` product; a length-bucketed
     sequence encoder takes a one-sample batch directly (:func:`_one_sample_seq`). Scores stay
-    bit-identical to the unpinned model's (tested). A reference prior's (or a served UserHistory's)
-    ``counts="visible"`` popularity is memoised per visible-prefix length
+    bit-identical to the unpinned model's (tested). With the POI encodings pinned, the prefix
+    state of a one-sample batch is memoised on the user's trajectory
+    (:func:`stgnn.serve.memo.memo_prefix`). A reference prior's (or a served UserHistory's)
+    ``counts="visible"`` popularity and transitions are memoised on their visible prefix
     (:class:`stgnn.serve.memo.MemoVisibleCounts`). The model is for inference only afterwards
     (gradients off; do not train or save it).
     """
@@ -146,6 +143,9 @@ def precompute(model: nn.Module) -> list[str]:
     if isinstance(seq, (TransformerSeqEncoder, RNNSeqEncoder)):
         _one_sample_seq(seq)
         pinned.append("seq one sample")
+    if "encode_graph" in pinned and callable(getattr(model, "encode_prefix", None)):
+        model.encode_prefix = memo_prefix(model.encode_prefix)   # instance attribute shadows the method
+        pinned.append("prefix state")
     if memo_visible_counts(model):
         pinned.append("visible popularity")
     return pinned

@@ -3,13 +3,14 @@
 Each memo is keyed by exactly what its result is a function of, so a hit returns the bits a miss
 would have computed and nothing needs invalidating: a new check-in changes the key.
 
-* :func:`memo_sequence` (one-sample batches of a sequence encoder): the encoder's output for an
-  input tensor, keyed by the tensor's bytes. The input is the user's current trajectory (POIs,
-  times, gaps, distances, not the query time), so a user asking again before their next check-in
-  skips the transformer; a new check-in makes a new input, hence a miss.
+* :func:`memo_prefix` (one-sample batches of STGNN's ``encode_prefix``): the sequence state at
+  the end of the user's current trajectory, keyed by the bytes of the trajectory's POIs, times
+  and mask (not the query time, which it does not read), so a user asking again before their
+  next check-in skips the step embeddings and the transformer; a new check-in makes a new key,
+  hence a miss.
 * :class:`MemoVisibleCounts` (a reference prior's ``counts="visible"``): one query's popularity
-  counts depend only on how many indexed check-ins precede its time; for every query after the
-  index's last check-in (live traffic) that is one vector, which costs a scatter over every
+  distribution depends only on how many indexed check-ins precede its time; for every query after
+  the index's last check-in (live traffic) that is one vector, which costs a scatter over every
   training check-in (~1 ms on NYC) when computed. Its transitions out of the last POI likewise
   depend only on that POI and how much of its row precedes the query time.
 
@@ -23,12 +24,13 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-SEQ_ENTRIES = 2048              # ~16 KB each for NYC's fast STGNN (64 x 64 float32): ~32 MB at most
+PREFIX_ENTRIES = 65536          # (d,) float32 each: 256 B for NYC's STGNN, ~16 MB at most
 POPULARITY_ENTRIES = 16         # one per distinct visible-prefix length asked about
-TRANSITION_ENTRIES = 512        # (last POI, visible part of its row): P float64 each, ~40 KB on NYC
+TRANSITION_ENTRIES = 65536      # (last POI, visible part of its row): its non-zero counts, ~1 KB on NYC
 
 
 class _Fifo:
@@ -37,10 +39,12 @@ class _Fifo:
 
     def __init__(self, size: int) -> None:
         self.size, self.hits, self.misses = size, 0, 0
-        self._d: OrderedDict[Any, Tensor] = OrderedDict()
+        self._d: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()            # insert + evict as one step (requests run in threads)
 
-    def get(self, key: Any, make: Callable[[], Tensor]) -> Tensor:
+    def get(self, key: Any, make: Callable[[], Any], copy: bool = True) -> Any:
+        """The value for ``key`` (made by ``make()`` on a miss); a copy unless ``copy=False`` (for
+        values the caller only reads)."""
         value = self._d.get(key)
         if value is None:
             self.misses += 1
@@ -51,78 +55,98 @@ class _Fifo:
                     self._d.popitem(last=False)
         else:
             self.hits += 1
-        return value.clone()
+        return value.clone() if copy else value
 
     def __len__(self) -> int:
         return len(self._d)
 
 
-def memo_sequence(forward: Callable[[Tensor, Tensor], Tensor], size: int = SEQ_ENTRIES,
-                  ) -> Callable[[Tensor, Tensor], Tensor]:
-    """``forward(x (1, L, d), mask (1, L))`` memoised on the bytes of ``x`` and ``mask``.
+def memo_prefix(encode: Callable[[Any, Any], Tensor], size: int = PREFIX_ENTRIES) -> Callable[[Any, Any], Tensor]:
+    """A model's ``encode_prefix(batch, rows) -> (B, d)`` memoised for one-sample batches on the
+    bytes of what it reads: ``batch.poi, ts, tz, mask`` and ``length``
+    (:func:`stgnn.models.prefix.encode_prefix`).
 
-    For an encoder in eval mode with frozen weights (deterministic: the same input gives the same
-    bits). The key is the input's shape, dtype and a 16-byte BLAKE2b digest of its bytes (a collision
+    For a model in eval mode with frozen weights and pinned POI encodings (``rows`` the same
+    function of the same tensor at every call), so the same trajectory gives the same bits. The
+    key is the prefix width and a 16-byte BLAKE2b digest of the five tensors' bytes (a collision
     of two inputs is a 2^-128 chance, no practical concern); ``.memo`` on the returned function
-    holds the map.
+    holds the map. A batch of several samples is encoded as asked.
     """
     memo = _Fifo(size)
 
-    def memoised(x: Tensor, mask: Tensor) -> Tensor:
-        xd, md = x.detach(), mask.detach()
-        h = hashlib.blake2b(xd.contiguous().numpy().tobytes(), digest_size=16)
-        h.update(md.contiguous().numpy().tobytes())
-        key = (tuple(xd.shape), str(xd.dtype), h.digest())
-        return memo.get(key, lambda: forward(x, mask))
+    def memoised(batch: Any, rows: Any) -> Tensor:
+        if batch.poi.shape[0] != 1:
+            return encode(batch, rows)
+        h = hashlib.blake2b(digest_size=16)
+        for t in (batch.poi, batch.ts, batch.tz, batch.mask, batch.length):
+            h.update(t.detach().contiguous().numpy().tobytes())
+        return memo.get((tuple(batch.poi.shape), h.digest()), lambda: encode(batch, rows))
 
     memoised.memo = memo                                    # type: ignore[attr-defined]
     return memoised
 
 
 class MemoVisibleCounts:
-    """A :class:`~stgnn.features.history.VisibleCounts` whose one-query popularity is memoised.
+    """A :class:`~stgnn.models.reference.UserHistory` (``counts="visible"``) whose one-query
+    popularity and transition distributions are memoised.
 
-    ``popularity(t)`` of one query counts the first ``n`` indexed check-ins, ``n`` the number
-    before ``t``: the memo's key. ``transitions(src, t)`` of one query counts a prefix of the
-    index's ``src`` row: keyed by ``src`` and where that prefix ends. Batches go to the index itself.
+    ``visible_popularity(t)`` of one query normalises the first ``n`` indexed check-ins' counts,
+    ``n`` the number before ``t``: the memo's key. ``visible_transitions(src, t)`` of one query
+    normalises a prefix of the index's ``src`` row: keyed by ``src`` and where that prefix ends,
+    and kept sparse (the row's destinations and their shares, a few per POI), so every POI users
+    stand at fits (a dense memo of 512 rows missed on every request once the users' current POIs
+    outnumbered it). A share is its integer count over their integer total, the same bits as the
+    dense row's. Keys are found with numpy's ``searchsorted`` on views of the index. Batches of
+    several queries go to the reference's own methods.
     """
 
-    def __init__(self, visible: Any, size: int = POPULARITY_ENTRIES, transitions: int = TRANSITION_ENTRIES) -> None:
-        self.inner, self.memo, self.trans_memo = visible, _Fifo(size), _Fifo(transitions)
+    def __init__(self, reference: nn.Module, size: int = POPULARITY_ENTRIES, transitions: int = TRANSITION_ENTRIES) -> None:
+        self.visible = reference.visible
+        self._popularity, self._transitions = reference.visible_popularity, reference.visible_transitions
+        self.memo, self.trans_memo = _Fifo(size), _Fifo(transitions)
+        self._ts = self.visible.ts.numpy()             # (N,) views, not copies
+        self._t_key = self.visible.t_key.numpy()       # (E,)
 
-    def popularity(self, t: Tensor) -> Tensor:
-        if t.numel() != 1 or t.is_floating_point():      # the index's own checks and batch path
-            return self.inner.popularity(t)
-        n = int(torch.searchsorted(self.inner.ts, t.cpu().long().reshape(1), side="left")[0])
-        return self.memo.get(n, lambda: self.inner.popularity(t))
+    def visible_popularity(self, t: Tensor) -> Tensor:
+        if t.numel() != 1 or t.is_floating_point():      # the reference's own checks and batch path
+            return self._popularity(t)
+        n = int(np.searchsorted(self._ts, int(t.reshape(-1)[0]), side="left"))
+        return self.memo.get(n, lambda: self._popularity(t))
 
-    def transitions(self, src: Tensor, t: Tensor) -> Tensor:
-        """One query's visible transitions out of ``src``: those of the index's ``src`` row up to
-        its first at or after ``t``, so ``(src, where that row stops)`` is the memo's key."""
+    def visible_transitions(self, src: Tensor, t: Tensor) -> Tensor:
         if src.numel() != 1 or t.numel() != 1 or t.is_floating_point():
-            return self.inner.transitions(src, t)
-        v, s = self.inner, int(src.reshape(-1)[0])
-        q = torch.tensor([s * v._span + min(max(int(t.reshape(-1)[0]), 0), v._span)])
-        end = int(torch.searchsorted(v.t_key, q, side="left")[0])
-        return self.trans_memo.get((s, end), lambda: v.transitions(src, t))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+            return self._transitions(src, t)
+        v, s = self.visible, int(src.reshape(-1)[0])
+        end = int(np.searchsorted(self._t_key, s * v._span + min(max(int(t.reshape(-1)[0]), 0), v._span), side="left"))
+        cols, shares = self.trans_memo.get((s, end), lambda: _sparse_row(self._transitions(src, t)), copy=False)
+        out = torch.zeros(1, v.num_pois, dtype=torch.float64)
+        out[0, cols] = shares
+        return out
 
     def __repr__(self) -> str:
-        return f"Memo({self.inner!r})"
+        return f"Memo({self.visible!r})"
+
+
+def _sparse_row(dense: Tensor) -> tuple[Tensor, Tensor]:
+    """``(cols (k,), values (k,))`` of the non-zero entries of a ``(1, P)`` row."""
+    cols = dense[0].nonzero()[:, 0]
+    return cols, dense[0, cols]
 
 
 def memo_visible_counts(model: nn.Module) -> int:
-    """Wrap the ``visible`` count index of every module of ``model`` that has one (a served
-    UserHistory, or STGNN's reference prior) in :class:`MemoVisibleCounts`; returns how many."""
+    """Memoise the visible popularity and transitions of every module of ``model`` that counts
+    them (a served UserHistory, or STGNN's reference prior): its ``visible_popularity`` and
+    ``visible_transitions`` become a :class:`MemoVisibleCounts`'s (kept as ``visible_memo``).
+    Returns how many."""
     n = 0
     for m in model.modules():
-        v = getattr(m, "visible", None)
-        if v is not None and not isinstance(v, MemoVisibleCounts) and callable(getattr(v, "popularity", None)):
-            m.visible = MemoVisibleCounts(v)
+        if getattr(m, "visible", None) is not None and callable(getattr(m, "visible_popularity", None)) \
+                and getattr(m, "visible_memo", None) is None:
+            memo = MemoVisibleCounts(m)
+            m.visible_memo = memo
+            m.visible_popularity, m.visible_transitions = memo.visible_popularity, memo.visible_transitions
             n += 1
     return n
 
 
-__all__ = ["MemoVisibleCounts", "memo_sequence", "memo_visible_counts"]
+__all__ = ["MemoVisibleCounts", "memo_prefix", "memo_visible_counts"]

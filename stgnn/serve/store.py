@@ -29,6 +29,7 @@ is a counter in the file.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -455,7 +456,8 @@ class CheckinStore:
         rows = self._conn().execute(
             "SELECT poi_key, category_key, ts, tz, COALESCE(traj_start, -1) FROM checkins WHERE user = ? AND ts < ? "
             "ORDER BY ts DESC, seq DESC LIMIT ?", (user, int(before), int(limit))).fetchall()
-        a = np.array(rows[::-1], dtype=np.int64).reshape(-1, 5)                # (n, 5), oldest first
+        # flattened straight into int64 (np.array of a list of tuples costs ~3x as much)
+        a = np.fromiter(itertools.chain.from_iterable(reversed(rows)), np.int64, 5 * len(rows)).reshape(-1, 5)
         return UserRows(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], complete=len(rows) < limit)
 
     def user_checkins(self, user: str, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
