@@ -85,11 +85,11 @@ def _ours(row_name: str, epochs: int, threads: int, out: str, q: Any) -> None:
     """Train our table row ``row_name`` for ``epochs`` epochs (child process)."""
     import stgnn.train.loop as loop
     from stgnn import recipes
-    from stgnn.config import ExperimentConfig, _deep_merge, from_dict, to_dict
+    from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 
-    spec = recipes._table_spec("nyc")
+    spec = recipes.table_spec("nyc")
     row = next(r for r in spec["models"] if r["name"] == row_name)
-    data = _deep_merge(_deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
+    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
     data["train"].update(epochs=epochs, patience=0, num_threads=threads, progress=False, tensorboard=False)
     data.update(name=row_name, seeds=[0], output_dir=out)
     cfg = from_dict(ExperimentConfig, data)

@@ -34,16 +34,16 @@ class _FirstStep(Exception):
 
 def _config(table: str, row: str, overrides: list[str]) -> Any:
     from stgnn import recipes
-    from stgnn.config import ExperimentConfig, _deep_merge, from_dict, to_dict
+    from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 
-    spec = recipes._table_spec(table)
+    spec = recipes.table_spec(table)
     found = next((r for r in spec["models"] if r["name"] == row), None)
     if found is None:
         raise SystemExit(f"no row {row!r} in table {table!r}; rows: {[r['name'] for r in spec['models']]}")
-    data = _deep_merge(_deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), found.get("config", {}))
+    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), found.get("config", {}))
     data.update(name=row, seeds=[0])
     cfg = from_dict(ExperimentConfig, data)
-    return recipes._apply_overrides(cfg, overrides) if overrides else cfg
+    return recipes.checked_overrides(cfg, overrides) if overrides else cfg
 
 
 def _clock() -> tuple[float, float]:
@@ -71,8 +71,7 @@ def measure(cfg: Any) -> dict[str, float]:
         first.update(_since(t0, "to_first_step"))
         raise _FirstStep()
 
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    recipes.clear_caches()
     cls.loss = loss
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -86,8 +85,7 @@ def measure(cfg: Any) -> dict[str, float]:
     if not first:
         raise SystemExit(f"{cfg.model} never reached a training step (not trainable?)")
 
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    recipes.clear_caches()
     t = _clock()
     split = recipes.load_split(cfg)
     first.update(_since(t, "split_load"))
@@ -97,8 +95,7 @@ def measure(cfg: Any) -> dict[str, float]:
     t = _clock()
     build_model(cfg.model, inputs, **cfg.model_kwargs)
     first.update(_since(t, "model"))
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    recipes.clear_caches()
     return first
 
 

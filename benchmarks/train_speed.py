@@ -35,15 +35,15 @@ def _row(name: str, model: str, m: dict[str, Any]) -> dict[str, Any]:
 
 def _train_one(table: str, name: str, seed: int, out: str, overrides: list[str], q: Any) -> None:
     from stgnn import recipes
-    from stgnn.config import ExperimentConfig, _deep_merge, from_dict, to_dict
+    from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 
-    spec = recipes._table_spec(table)
+    spec = recipes.table_spec(table)
     row = next(r for r in spec["models"] if r["name"] == name)
-    data = _deep_merge(_deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
+    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
     data.update(name=name, seeds=[seed], output_dir=out)
     cfg = from_dict(ExperimentConfig, data)
     if overrides:
-        cfg = recipes._apply_overrides(cfg, overrides)
+        cfg = recipes.checked_overrides(cfg, overrides)
     m = recipes.run_one(cfg, seed, Path(out) / name / f"seed_{seed}")
     q.put(_row(name, cfg.model, m))
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from stgnn import recipes
 
-        names = args.models or [r["name"] for r in recipes._table_spec(args.table)["models"]]
+        names = args.models or [r["name"] for r in recipes.table_spec(args.table)["models"]]
         ctx = mp.get_context("spawn")
         for name in names:
             q = ctx.Queue()

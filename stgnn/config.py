@@ -285,11 +285,11 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
 
 
-def _deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in delta.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -333,7 +333,7 @@ def _set_path(d: dict[str, Any], path: list[str], value: Any, cls: type | None) 
             if part not in names:
                 raise ConfigError(f"unknown config key {prefix + part!r}; valid keys: {[prefix + n for n in names]}")
         if last:
-            node[part] = _deep_merge(node[part], value) if isinstance(value, dict) and isinstance(
+            node[part] = deep_merge(node[part], value) if isinstance(value, dict) and isinstance(
                 node.get(part), dict) else value
             return
         child_tp = typing.get_type_hints(tp)[part] if tp is not None else None
@@ -407,7 +407,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             from_dict(ExperimentConfig, {k: v for k, v in loaded.items()})  # key/type check naming the file
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
-        data = _deep_merge(data, loaded)
+        data = deep_merge(data, loaded)
     return apply_overrides(from_dict(ExperimentConfig, data), overrides or [])
 
 

@@ -77,11 +77,9 @@ def isolated(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    recipes.clear_caches()
     yield tmp_path
-    recipes._SPLITS.clear()
-    recipes._INPUTS.clear()
+    recipes.clear_caches()
 
 
 @pytest.fixture()

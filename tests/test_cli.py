@@ -88,9 +88,9 @@ def own_csv(tmp_path, monkeypatch, synthetic_table):
         zip(df["user"], df["poi"], df["ts"], df["lat"], df["lon"], df["category"])))
     from stgnn import recipes
 
-    recipes._SPLITS.clear()
+    recipes.clear_caches()
     yield out
-    recipes._SPLITS.clear()
+    recipes.clear_caches()
 
 
 def test_own_csv_prepare_then_train_then_reproduce(own_csv, tmp_path, capsys):

@@ -6,7 +6,7 @@ import torch
 import yaml
 from fakes import FakeText
 
-from stgnn.config import ExperimentConfig, _deep_merge, from_dict, to_dict
+from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 from stgnn.data.batch import SampleLoader
 from stgnn.recipes import EXPERIMENTS
 from stgnn.registry import build_for_split
@@ -23,7 +23,7 @@ def test_tables_found():
 @pytest.mark.parametrize("table,row", ROWS, ids=[f"{t}:{r['name']}" for t, r in ROWS])
 def test_row_builds_and_scores(table, row, synthetic_split):
     spec = yaml.safe_load((EXPERIMENTS / table / "table.yaml").read_text())
-    data = _deep_merge(_deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
+    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
     cfg = from_dict(ExperimentConfig, data)
     fake = FakeText() if cfg.model_kwargs.get("text_model") else None  # MiniLM itself: tests/features
     torch.manual_seed(0)

@@ -178,7 +178,7 @@ def make_split(table: CheckinTable, cfg: ProtocolConfig | None = None, name: str
     rows, u, p, ts, part, start, traj, train_target, eval_target, seen_u, seen_p = choose_samples(
         rows, u, p, ts, part, start, len(user_uniq), len(poi_uniq), cfg, stats)
 
-    split = _assemble(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
+    split = assemble_split(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
                       seen_u, seen_p, user_uniq, poi_uniq, cfg, cuts, stats, name)
     return split
 
@@ -286,7 +286,7 @@ def _leave_last_parts(start: np.ndarray, user: np.ndarray) -> np.ndarray:
     return t_part[traj]
 
 
-def _assemble(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.ndarray, p: np.ndarray,
+def assemble_split(table: CheckinTable, df: pd.DataFrame, rows: np.ndarray, u: np.ndarray, p: np.ndarray,
               ts: np.ndarray, part: np.ndarray, start: np.ndarray, traj: np.ndarray,
               train_target: np.ndarray, eval_target: np.ndarray, seen_u: np.ndarray, seen_p: np.ndarray,
               user_uniq: np.ndarray, poi_uniq: np.ndarray, cfg: ProtocolConfig, cuts: dict[str, int],

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from stgnn.data.codes import string_rank
-from stgnn.data.protocol import ProtocolConfig, _assemble, choose_samples
+from stgnn.data.protocol import ProtocolConfig, assemble_split, choose_samples
 from stgnn.data.schema import CheckinTable
 from stgnn.data.split import PARTS, Split
 
@@ -120,5 +120,5 @@ def make_file_split(table: PresplitTable, cfg: ProtocolConfig | None = None, nam
 
     rows, u, p, ts, part, start, traj, train_target, eval_target, seen_u, seen_p = choose_samples(
         rows, u, p, ts, part, start, len(user_uniq), len(poi_uniq), cfg, stats)
-    return _assemble(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
+    return assemble_split(table, df, rows, u, p, ts, part, start, traj, train_target, eval_target,
                      seen_u, seen_p, user_uniq, poi_uniq, cfg, {}, stats, name)

@@ -141,7 +141,7 @@ def _visit_edges(user: np.ndarray, poi: np.ndarray, ts: np.ndarray, num_pois: in
     return uniq // num_pois, uniq % num_pois, size, last
 
 
-def _transition_edges(split: Split, mask: np.ndarray):
+def transition_edges(split: Split, mask: np.ndarray):
     """Consecutive counted check-ins of one trajectory -> ``(src, dst, count, last time, mean, median)``."""
     P = split.num_pois
     j = np.flatnonzero((split.traj[:-1] == split.traj[1:]) & mask[:-1] & mask[1:])
@@ -234,7 +234,7 @@ def build_hetero_graph(
     data[VISITS].edge_attr = torch.from_numpy(vc).float().view(-1, 1)
     data[VISITS].time = torch.from_numpy(vt).long()
 
-    ns, nd, nc, nt, nmean, nmed = _transition_edges(split, mask)
+    ns, nd, nc, nt, nmean, nmed = transition_edges(split, mask)
     data[NEXT].edge_index = torch.from_numpy(np.stack([ns, nd])).long()
     data[NEXT].count = torch.from_numpy(nc).long()
     data[NEXT].edge_attr = torch.from_numpy(np.stack([nc, nmean, nmed], 1)).float().view(-1, 3)

@@ -126,13 +126,13 @@ def transition_snapshots(split: Split, window_days: float = 7.0, count: int = 8,
     Returns:
         ``[(edge_index (2, E_i) int64, count (E_i,) int64), ...]``, at most ``count`` entries.
     """
-    from stgnn.graph.hetero import _transition_edges
+    from stgnn.graph.hetero import transition_edges
 
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     window = int(round(window_days * DAY_S))
     out = []
     for end in snapshot_ends(split, window_days, window_days, parts=parts)[-count:]:
-        src, dst, n, *_ = _transition_edges(split, checkin_mask(split, parts, until_ts=end, since_ts=end - window))
+        src, dst, n, *_ = transition_edges(split, checkin_mask(split, parts, until_ts=end, since_ts=end - window))
         out.append((torch.from_numpy(np.stack([src, dst])).long().view(2, -1), torch.from_numpy(n).long()))
     return out

@@ -11,9 +11,10 @@
 Tables are built from the ``metrics.json`` files the runs wrote, never typed by hand.
 """
 from stgnn.recipes.report import format_table, table_csv
-from stgnn.recipes.runs import (_INPUTS, _SPLITS, compare_runs, evaluate_run, load_split, run_experiment, run_inputs,
+from stgnn.recipes.runs import (cached_splits, clear_caches, compare_runs, evaluate_run, load_split, run_experiment, run_inputs,
                                 run_one, run_parallel, train_from_config, write_slices)
-from stgnn.recipes.tables import EXPERIMENTS, _apply_overrides, _table_spec, reproduce
+from stgnn.recipes.tables import EXPERIMENTS, checked_overrides, reproduce, table_spec
 
-__all__ = ["EXPERIMENTS", "compare_runs", "evaluate_run", "format_table", "load_split", "reproduce", "run_experiment",
-           "run_inputs", "run_one", "run_parallel", "table_csv", "train_from_config", "write_slices"]
+__all__ = ["EXPERIMENTS", "cached_splits", "checked_overrides", "clear_caches", "compare_runs", "evaluate_run",
+           "format_table", "load_split", "reproduce", "run_experiment", "run_inputs", "run_one", "run_parallel",
+           "table_csv", "table_spec", "train_from_config", "write_slices"]

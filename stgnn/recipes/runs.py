@@ -27,6 +27,18 @@ _SPLITS: dict[tuple, Split] = {}
 _INPUTS: dict[tuple, tuple[Split, ModelInputs]] = {}
 
 
+def clear_caches() -> None:
+    """Forget the splits and model inputs this process has loaded (tests and benchmarks that
+    change ``STGNN_ROOT`` or time a cold start)."""
+    _SPLITS.clear()
+    _INPUTS.clear()
+
+
+def cached_splits() -> int:
+    """How many splits this process holds loaded."""
+    return len(_SPLITS)
+
+
 def load_split(cfg: ExperimentConfig) -> Split:
     """The split of ``cfg.dataset`` under ``cfg.protocol``, from the on-disk cache (memoised).
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from stgnn.config import ExperimentConfig, _deep_merge, from_dict, load_config, to_dict
+from stgnn.config import ExperimentConfig, deep_merge, from_dict, load_config, to_dict
 from stgnn.data.information import InformationSetting
 from stgnn.eval.metrics import TABLE_METRICS
 from stgnn.recipes.report import format_table, table_csv
@@ -58,7 +58,7 @@ def _slice_masks(out: Path, seeds: list[int], names: list[str], ref: str) -> dic
     return {n: masks[n] for n in names}
 
 
-def _table_spec(table: str) -> dict[str, Any]:
+def table_spec(table: str) -> dict[str, Any]:
     """``table.yaml`` + ``published.yaml`` of ``experiments/reproduce_<table>/`` (or of a folder path)."""
     folder = Path(table) if Path(table).is_dir() else EXPERIMENTS / f"reproduce_{table}"
     if not folder.is_dir() and (EXPERIMENTS / table / "table.yaml").is_file():
@@ -104,7 +104,7 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    spec = _table_spec(table)
+    spec = table_spec(table)
     if preset not in spec["presets"]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(spec['presets'])}")
     pre = spec["presets"][preset] or {}
@@ -156,14 +156,14 @@ def _settings(spec: dict[str, Any], pre: dict[str, Any]) -> list[dict[str, Any]]
 def _row_config(spec: dict[str, Any], pre: dict[str, Any], row: dict[str, Any], setting: dict[str, Any] | None,
                 seeds: list[int], out: Path, overrides: list[str] | None) -> ExperimentConfig:
     """A row's config: defaults <- base <- the setting's protocol <- preset ``all`` <- row <- preset ``per_model``."""
-    base = _deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
+    base = deep_merge(to_dict(ExperimentConfig()), spec.get("base", {}))
     if setting is not None:
-        base = _deep_merge(base, {"protocol": setting.get("protocol") or {}})
-    delta = _deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
-    data = _deep_merge(_deep_merge(base, pre.get("all", {}) or {}), delta)
+        base = deep_merge(base, {"protocol": setting.get("protocol") or {}})
+    delta = deep_merge(row.get("config", {}), (pre.get("per_model", {}) or {}).get(row["name"], {}))
+    data = deep_merge(deep_merge(base, pre.get("all", {}) or {}), delta)
     data.update(name=row["name"], seeds=seeds, output_dir=str(out / "runs"))
     cfg = from_dict(ExperimentConfig, data)
-    return _apply_overrides(cfg, overrides) if overrides else cfg
+    return checked_overrides(cfg, overrides) if overrides else cfg
 
 
 def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]], cfgs: list[ExperimentConfig],
@@ -245,7 +245,7 @@ def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: st
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {}),
             "datasets": sorted({r["dataset"] for r in results}), "tuned": tuned}
     if setting is not None:
-        protocol = _deep_merge(spec.get("base", {}).get("protocol") or {}, setting.get("protocol") or {})
+        protocol = deep_merge(spec.get("base", {}).get("protocol") or {}, setting.get("protocol") or {})
         meta["setting"] = {"name": setting["name"], **InformationSetting.from_protocol(protocol).to_dict()}
     md = format_table(results, spec["published"], meta)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +273,9 @@ def _information(metrics: dict[str, Any], cfg: ExperimentConfig) -> dict[str, An
             .target_time == "known"}
 
 
-def _apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+def checked_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """``cfg`` with ``overrides`` applied (:func:`stgnn.config.apply_overrides`) and the result
+    preflight-checked (every row's model_kwargs, protocol and device, before any data work)."""
     from stgnn.config import apply_overrides
     from stgnn.preflight import check_experiment
 

@@ -217,7 +217,7 @@ def test_train_and_stats_on_the_set_from_the_command_line(tmp_path, monkeypatch,
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STGNN_ROOT", str(tmp_path / "data"))
-    recipes._SPLITS.clear()
+    recipes.clear_caches()
     assert main(["data", "stats", str(GETNEXT)]) == 0
     out = capsys.readouterr().out
     assert "NYC: protocol files" in out and "test_prefix_emptied=1" in out
@@ -227,7 +227,7 @@ def test_train_and_stats_on_the_set_from_the_command_line(tmp_path, monkeypatch,
         capsys.readouterr()
         metrics = json.loads((tmp_path / "results" / model / "seed_0" / "metrics.json").read_text())
         assert metrics["num_test"] == 3 and 0 < metrics["test"]["MRR"] <= 1
-    recipes._SPLITS.clear()
+    recipes.clear_caches()
 
 
 def test_preflight_takes_a_folder_holding_a_set(tmp_path):

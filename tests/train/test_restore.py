@@ -20,9 +20,9 @@ def finished_run(isolated):
 
 def test_a_run_is_rebuilt_without_its_split(finished_run):
     split = recipes.load_split(load_config(finished_run / "config.yaml"))
-    recipes._SPLITS.clear()
+    recipes.clear_caches()
     run = load_trained(finished_run)                      # no split is loaded for this
-    assert not recipes._SPLITS and run.checkpoint is None and not run.model.training  # not trainable: no weights
+    assert recipes.cached_splits() == 0 and run.checkpoint is None and not run.model.training  # not trainable: no weights
     assert run.inputs.poi_ids == [str(p) for p in split.poi_ids]
     batch = SampleLoader(split, "test", target_time="hidden").make_batch(split.samples["test"][:8])
     fresh = recipes.run_inputs(run.config, split)

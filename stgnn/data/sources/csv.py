@@ -113,7 +113,7 @@ def load_table(path: str | Path, columns: Mapping[str, str] | str, *, time_unit:
         line_no = np.arange(1, len(raw) + 1, dtype=np.int64)
         counts = None
     else:
-        raw, line_no, counts = _read_csv(path, sep or ("\t" if path.suffix == ".tsv" else ","),
+        raw, line_no, counts = read_csv_rows(path, sep or ("\t" if path.suffix == ".tsv" else ","),
                                          encoding, report)
     report.rows_read = len(raw) + (sum(len(f.line) for f in counts.flags if f.field == "line") if counts else 0)
     absent = [k for k, c in columns.items() if c not in raw.columns]
@@ -183,7 +183,7 @@ def _as_str(s: pd.Series) -> pd.Series:
     return by_value(s, lambda v: v.astype(object).where(v.notna(), "").astype(str))
 
 
-def _read_csv(path: Path, sep: str, encoding: str | None, report: CleaningReport
+def read_csv_rows(path: Path, sep: str, encoding: str | None, report: CleaningReport
               ) -> tuple[pd.DataFrame, np.ndarray, RowChecker]:
     """Header + string columns; records with the wrong field count are flagged, not parsed."""
     text, bad_encoding = decode_lines(read_bytes(path), path, encoding, report)

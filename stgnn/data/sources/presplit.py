@@ -44,7 +44,7 @@ import pandas as pd
 from stgnn.data.protocol_files import PresplitTable
 from stgnn.data.schema import CleaningReport, DataError
 from stgnn.data.sources.base import Source
-from stgnn.data.sources.csv import _read_csv
+from stgnn.data.sources.csv import read_csv_rows
 from stgnn.data.sources.foursquare import TSMC_TIME_FORMAT
 from stgnn.data.validate import (OnBadRow, RowChecker, check_policy, finalize, format_utc, require_rows,
                                 time_window_seconds, to_epoch_seconds)
@@ -158,7 +158,7 @@ def _columns(path: Path, header: list[str]) -> dict[str, str]:
 def _read_part(path: Path, part: int, encoding: str | None, window: tuple[int, int], on_bad_row: str,
                report: CleaningReport) -> pd.DataFrame:
     """One file's rows, checked, with their part, trajectory id, file and line."""
-    frame, line_no, counts = _read_csv(path, ",", encoding, report)
+    frame, line_no, counts = read_csv_rows(path, ",", encoding, report)
     report.rows_read += len(frame)
     roles = _columns(path, list(frame.columns))
     col = {k: frame[c].reset_index(drop=True) for k, c in roles.items()}
