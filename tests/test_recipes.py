@@ -224,3 +224,13 @@ def test_published_rows_must_name_their_dataset(isolated):
     (table / "published.yaml").write_text(yaml.safe_dump(pub))
     with pytest.raises(ValueError, match=r"row 0 \('Paper'\) names no dataset"):
         recipes.reproduce(str(table), preset="tiny")
+
+
+def test_published_rows_match_their_dataset_without_case():
+    """GETNext's benchmark files name the dataset ``NYC``; published.yaml says ``nyc``: same rows."""
+    from stgnn.recipes.report import published_rows
+
+    pub = {"dataset": "nyc", "rows": [{"model": "A"}, {"model": "B", "dataset": "tky"}]}
+    assert [p["model"] for p in published_rows(pub, ["NYC"])] == ["A"]
+    assert [p["model"] for p in published_rows(pub, ["TKY", "nyc"])] == ["A", "B"]
+    assert published_rows(pub, ["ca"]) == []

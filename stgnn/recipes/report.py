@@ -19,8 +19,10 @@ PUB_KEY = {"Acc@1": "acc1", "Acc@5": "acc5", "Acc@10": "acc10", "MRR": "mrr"}  #
 
 
 def published_rows(published: dict[str, Any], datasets: list[str]) -> list[dict[str, Any]]:
-    """The published rows of the datasets a table ran on (a row's ``dataset``, else the file's)."""
-    return [p for p in published["rows"] if p.get("dataset", published.get("dataset")) in datasets]
+    """The published rows of the datasets a table ran on (a row's ``dataset``, else the file's),
+    names matched without case (GETNext's files give ``NYC``, the registry ``nyc``)."""
+    ran = {str(d).lower() for d in datasets}
+    return [p for p in published["rows"] if str(p.get("dataset", published.get("dataset"))).lower() in ran]
 
 
 def information_line(results: list[dict[str, Any]]) -> str:
@@ -76,7 +78,9 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
         cells = [f"{p[PUB_KEY[c]]:.4f}" if PUB_KEY.get(c) and p.get(PUB_KEY[c]) is not None else "—" for c in cols]
         lines.append(f"| {p['model']} ({p['venue']}) | " + " | ".join(cells) + f" | {p['source']} |")
     if len(shown) < len(published["rows"]):
-        other = sorted({str(p.get("dataset", published.get("dataset"))) for p in published["rows"]} - set(datasets))
+        ran = {str(d).lower() for d in datasets}
+        other = sorted({str(p.get("dataset", published.get("dataset"))) for p in published["rows"]
+                        if str(p.get("dataset", published.get("dataset"))).lower() not in ran})
         lines += ["", f"Published rows of {', '.join(other)} not shown: this table ran on {on}."]
     if meta.get("paired"):
         lines += ["", f"Paired bootstrap (1,000 resamples of the test samples, per seed) of each model minus "
