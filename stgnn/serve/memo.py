@@ -118,19 +118,23 @@ class MemoVisibleCounts:
             return self._transitions(src, t)
         v, s = self.visible, int(src.reshape(-1)[0])
         end = int(np.searchsorted(self._t_key, s * v._span + min(max(int(t.reshape(-1)[0]), 0), v._span), side="left"))
-        cols, shares = self.trans_memo.get((s, end), lambda: _sparse_row(self._transitions(src, t)), copy=False)
+        cols, shares = self.trans_memo.get((s, end), lambda: self._row_shares(s, end), copy=False)
         out = torch.zeros(1, v.num_pois, dtype=torch.float64)
         out[0, cols] = shares
         return out
 
+    def _row_shares(self, s: int, end: int) -> tuple[Tensor, Tensor]:
+        """The visible part of the index's row ``s`` (its entries before ``end``) as destinations and
+        shares: integer counts over their integer total, both exact in float64, so the division
+        gives the bits of the reference's dense ``normalise_rows``."""
+        v = self.visible
+        start = int(np.searchsorted(self._t_key, s * v._span, side="left"))
+        cols, counts = np.unique(v.t_dst.numpy()[start:end], return_counts=True)
+        counts = counts.astype(np.float64)
+        return torch.from_numpy(cols.astype(np.int64)), torch.from_numpy(counts / counts.sum())
+
     def __repr__(self) -> str:
         return f"Memo({self.visible!r})"
-
-
-def _sparse_row(dense: Tensor) -> tuple[Tensor, Tensor]:
-    """``(cols (k,), values (k,))`` of the non-zero entries of a ``(1, P)`` row."""
-    cols = dense[0].nonzero()[:, 0]
-    return cols, dense[0, cols]
 
 
 def memo_visible_counts(model: nn.Module) -> int:
