@@ -17,6 +17,8 @@ import argparse
 import csv
 from pathlib import Path
 
+import numpy as np
+
 from stgnn.recipes import compare_runs
 from stgnn.utils.io import atomic_write_json
 
@@ -53,6 +55,48 @@ def collect(arms: dict[str, Path], seeds: list[int], baseline: str = "none") -> 
             "rows": rows}
 
 
+def pooled(arms: dict[str, Path], seeds: list[int], baseline: str = "none", n_boot: int = 1000,
+           seed: int = 0) -> list[dict]:
+    """Per arm and part, the seed-averaged difference (arm minus baseline) with one paired bootstrap
+    over samples: each resample draws sample indices once and takes every seed's pair on them, so
+    the CI is that of the mean over the seeds finished in both arms (seeds only where both have them)."""
+    out = []
+    for arm, root in arms.items():
+        if arm == baseline:
+            continue
+        done = [s for s in seeds if (root / f"seed_{s}" / "ranks.npz").exists()
+                and (arms[baseline] / f"seed_{s}" / "ranks.npz").exists()]
+        if not done:
+            continue
+        for part in ("val", "test"):
+            diffs = {m: [] for m in METRICS}
+            for s in done:
+                ra, rb = (np.load(r / f"seed_{s}" / "ranks.npz") for r in (root, arms[baseline]))
+                if not np.array_equal(ra[f"{part}_index"], rb[f"{part}_index"]):
+                    raise SystemExit(f"{arm} seed {s}: scored other {part} samples than {baseline}")
+                a, b = ra[f"{part}_ranks"].astype(np.float64), rb[f"{part}_ranks"].astype(np.float64)
+                diffs["Acc@1"].append((a == 1).astype(np.float64) - (b == 1))
+                diffs["MRR"].append(1.0 / a - 1.0 / b)
+            row = {"arm": arm, "part": part, "seeds": done}
+            rng = np.random.default_rng(seed)
+            n = len(diffs["MRR"][0])
+            idx = rng.integers(0, n, size=(n_boot, n))                       # same draws for every metric
+            for m in METRICS:
+                d = np.mean(diffs[m], axis=0)                                 # (n,) per-sample mean over seeds
+                boot = d[idx].mean(1)
+                row[m] = {"diff": float(d.mean()), "ci95": [float(np.quantile(boot, .025)), float(np.quantile(boot, .975))]}
+            out.append(row)
+    return out
+
+
+def pooled_table(rows: list[dict]) -> str:
+    lines = ["| variant | part | seeds | mean ΔAcc@1 [95% CI] | mean ΔMRR [95% CI] |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[m]['diff']:+.4f} [{r[m]['ci95'][0]:+.4f}, {r[m]['ci95'][1]:+.4f}]" for m in METRICS]
+        lines.append(f"| {r['arm']} | {r['part']} | {', '.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(record: dict) -> str:
     """Markdown: one line per (arm, seed, part)."""
     base = record["baseline"]
@@ -83,9 +127,12 @@ def main() -> None:
         if not sep or not name or not root:
             raise SystemExit(f"arm {spec!r}: write it as name=run_root")
         arms[name] = Path(root)
-    record = {**collect(arms, args.seeds), "load": args.load, "commands": args.commands}
+    record = {**collect(arms, args.seeds), "pooled": pooled(arms, args.seeds), "load": args.load,
+              "commands": args.commands}
     atomic_write_json(args.out, record)
     print(table(record))
+    print()
+    print(pooled_table(record["pooled"]))
 
 
 if __name__ == "__main__":
