@@ -72,12 +72,12 @@ def relations(catalog: Catalog, current: int | None, pois: np.ndarray) -> list[l
     """Per POI in ``pois``: its training-graph relations from the current POI (module docstring)."""
     if current is None:
         return [[] for _ in pois]
-    km = np.atleast_1d(catalog.km(current, pois))                            # (n,)
+    km = catalog.km_list(current, pois.tolist())                             # (n,)
     near = set(catalog.near[current].tolist())
     cur_cat = int(catalog.poi_category[current])
     cats = catalog.poi_category[pois].tolist()
     out: list[list[dict[str, Any]]] = []
-    for p, d, c in zip(pois.tolist(), km.tolist(), cats):
+    for p, d, c in zip(pois.tolist(), km, cats):
         rel: list[dict[str, Any]] = []
         count, total = catalog.transition(current, p)
         if count:

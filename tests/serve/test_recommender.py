@@ -197,3 +197,13 @@ def test_every_baseline_serves_through_the_same_interface(tmp_path, serve_runs, 
     r = rec.recommend(user, at, k=5)
     assert len(r["items"]) == 5 and not r["cold_start"]
     assert all(set(i["explanation"]) == {"memory", "relations", "time_of_week"} for i in r["items"])
+
+
+def test_km_list_equals_the_vectorised_km(stgnn_loaded):
+    """Explanations take distances from ``Catalog.km_list`` (plain floats for the top-k): the same
+    values as the numpy ``km`` for every POI, NaN where coordinates are unknown."""
+    cat = stgnn_loaded.catalog
+    pois = list(range(cat.num_pois))
+    for a in (0, cat.num_pois // 2, cat.num_pois - 1):
+        got, ref = np.array(cat.km_list(a, pois)), np.atleast_1d(cat.km(a, np.array(pois)))
+        assert np.allclose(got, ref, rtol=1e-12, atol=1e-9, equal_nan=True) and got[a] == 0.0
