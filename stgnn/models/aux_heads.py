@@ -82,9 +82,9 @@ class AuxHeads(nn.Module):
             if t not in self.weights:
                 continue
             lab = labels[t].long().clone()                # its own copy: never an alias of the inputs
-            if num_classes[t] < 1 or lab.numel() == 0 or int(lab.max()) >= num_classes[t] or int(lab.min()) < -1:
-                raise ValueError(f"aux {t}: labels must lie in [-1, {num_classes[t]}), got "
-                                 f"[{int(lab.min()) if lab.numel() else None}, {int(lab.max()) if lab.numel() else None}]")
+            lo, hi = (int(lab.min()), int(lab.max())) if lab.numel() else (None, None)
+            if num_classes[t] < 1 or lo is None or hi >= num_classes[t] or lo < -1:
+                raise ValueError(f"aux {t}: labels must lie in [-1, {num_classes[t]}), got [{lo}, {hi}]")
             self.register_buffer(f"{t}_of_poi", lab, persistent=False)   # rebuilt by prepare from the inputs
             self.heads[t] = nn.Linear(dim, num_classes[t])
 

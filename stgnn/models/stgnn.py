@@ -112,7 +112,7 @@ class STGNN(PoiDistances, Recommender):
             <stgnn.models.prior.ReferencePrior.from_option>`: its keywords, ``fusion``...); ``None``: off.
         intent, intent_items: a text-encoder spec: ``u`` gets a learned MLP of the frozen LM vector of
             each sample's prefix rendered as text (last ``intent_items`` check-ins; :mod:`stgnn.models.intent`).
-        aux: ``{"category": w_c, "region": w_r}`` auxiliary heads on ``u`` (training loss only; :mod:`stgnn.models.aux_heads`).
+        aux: ``{"category": w_c, "region": w_r}``: heads on ``u``, training loss only (:mod:`stgnn.models.aux_heads`).
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
