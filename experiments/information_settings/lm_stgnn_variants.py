@@ -10,6 +10,9 @@ val and test, Acc@1 and MRR. Usage::
         none=results/lm_init/lm_init_random intent=results/lm_intent/lm_intent \\
         neighbours=results/lm_intent/lm_neighbours --seeds 0 1 2 \\
         --out experiments/information_settings/lm_stgnn_variants.json
+
+Other ablations of the same config reuse it with ``--experiment "<what the arms vary>"``
+(e.g. the auxiliary heads: ``aux_heads.json``).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def _epochs(run: Path) -> list[dict[str, float]]:
                  "val_MRR": float(r["val_MRR"]), "seconds": float(r["seconds"])} for r in csv.DictReader(f)]
 
 
-def collect(arms: dict[str, Path], seeds: list[int], baseline: str = "none") -> dict:
+def collect(arms: dict[str, Path], seeds: list[int], baseline: str = "none", experiment: str = "an LM variant") -> dict:
     """``{"rows": [{arm, seed, val: {metric: {...}}, test: ...}], ...}`` for every finished pair."""
     if baseline not in arms:
         raise SystemExit(f"give the baseline arm as {baseline}=<run root>")
@@ -50,7 +53,7 @@ def collect(arms: dict[str, Path], seeds: list[int], baseline: str = "none") -> 
                                  "ci95": [res[m]["lo"], res[m]["hi"]], "p": res[m]["p"], "n": int(res[m]["n"])}
                              for m in METRICS}
             rows.append(row)
-    return {"experiment": "STGNN (table config + late prior, 2 epochs, train_only/known) with an LM variant "
+    return {"experiment": f"STGNN (table config + late prior, 2 epochs, train_only/known) with {experiment} "
                           f"minus {baseline}", "baseline": baseline, "arms": {k: str(v) for k, v in arms.items()},
             "rows": rows}
 
@@ -119,6 +122,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--load", default="", help="machine conditions to record (uptime, other jobs)")
     ap.add_argument("--commands", nargs="*", default=[], help="the exact training commands")
+    ap.add_argument("--experiment", default="an LM variant", help="what the arms vary (recorded)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     arms = {}
@@ -127,8 +131,8 @@ def main() -> None:
         if not sep or not name or not root:
             raise SystemExit(f"arm {spec!r}: write it as name=run_root")
         arms[name] = Path(root)
-    record = {**collect(arms, args.seeds), "pooled": pooled(arms, args.seeds), "load": args.load,
-              "commands": args.commands}
+    record = {**collect(arms, args.seeds, experiment=args.experiment), "pooled": pooled(arms, args.seeds),
+              "load": args.load, "commands": args.commands}
     atomic_write_json(args.out, record)
     print(table(record))
     print()

@@ -15,6 +15,8 @@ and the id-dropout draw). Scoring (evaluation, serving) still ranks every POI, i
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -60,4 +62,19 @@ def sampled_log_p_gen(gen: Tensor, columns: Tensor, target: Tensor, neg: Tensor)
     return torch.cat([pos, negs], 1).log_softmax(-1)[:, :1]                             # of a (B, 1+K) softmax
 
 
-__all__ = ["AUTO_NUM_SAMPLED", "AUTO_SAMPLED_POIS", "draw_negatives", "resolve_num_sampled", "sampled_log_p_gen"]
+def sampled_nll(model: Any, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """STGNN's training NLL with the generate softmax over each target and ``model.num_sampled``
+    shared negatives, scoring only those columns; also the forward's outputs (``u`` feeds the
+    auxiliary heads).
+
+    Shapes:
+        ``-> (loss (), {"gen": (B, C), "u": (B, dim), ...})``.
+    """
+    neg, columns = draw_negatives(batch.target_poi, model.num_pois, model.num_sampled)  # (K,), (C,)
+    out = model(batch, columns=columns)                                                  # gen: (B, C)
+    log_p_gen = sampled_log_p_gen(out["gen"], columns, batch.target_poi, neg)            # (B, 1)
+    return -model._mix(out, log_p_gen, out.get("p_copy_target")).mean(), out
+
+
+__all__ = ["AUTO_NUM_SAMPLED", "AUTO_SAMPLED_POIS", "draw_negatives", "resolve_num_sampled", "sampled_log_p_gen",
+           "sampled_nll"]

@@ -25,6 +25,9 @@ Ablation switches (constructor keywords): ``graph`` (none/static/temporal), ``te
 (none/pointer), ``seq_encoder`` (transformer/lstm/gru/none), ``layer`` (any name, class or dotted
 path :func:`stgnn.layers.resolve` accepts; branches use its capability flags, never its name).
 ``intent`` adds the LM vector of the prefix rendered as text to ``u`` (:mod:`stgnn.models.intent`).
+``aux={category: w_c, region: w_r}`` (GETNext-style multi-task) adds linear heads on ``u`` and
+``w * CE`` of the target POI's category / region to the training loss; scores are unchanged
+(:mod:`stgnn.models.aux_heads`).
 
 Dynamic graph: ``snapshots=K`` runs a recurrent graph cell (``temporal_cell``) over the POI
 transition graphs of the last ``K`` training weeks; its final state is added to the POIs.
@@ -59,6 +62,7 @@ from stgnn.features.time import HOURS_PER_WEEK, N_TIME_BUCKETS, hour_of_week, ti
 from stgnn.inputs import InputSpec, ModelInputs
 from stgnn.layers import resolve
 from stgnn.layers.temporal_cells import make_temporal_cell
+from stgnn.models.aux_heads import AuxHeads, aux_needs_graph, parse_aux
 from stgnn.models.base import Recommender
 from stgnn.models.encoders import make_sequence_encoder
 from stgnn.models.explain import explain
@@ -69,7 +73,7 @@ from stgnn.models.poi_init import init_poi_embedding
 from stgnn.models.prefix import encode_prefix
 from stgnn.models.prior import ReferencePrior
 from stgnn.models.sampled_encoding import SampledGraphEncoding, needed_nodes
-from stgnn.models.sampled_softmax import draw_negatives, resolve_num_sampled, sampled_log_p_gen
+from stgnn.models.sampled_softmax import resolve_num_sampled, sampled_nll
 
 _CHOICES = {"graph": ("none", "static", "temporal"), "text": ("none", "given"), "time_enc": ("none", "tow"),
             "space_enc": ("none", "bucket"), "attention": ("none", "st"), "copy": ("none", "pointer")}
@@ -108,6 +112,7 @@ class STGNN(PoiDistances, Recommender):
             <stgnn.models.prior.ReferencePrior.from_option>`: its keywords, ``fusion``...); ``None``: off.
         intent, intent_items: a text-encoder spec: ``u`` gets a learned MLP of the frozen LM vector of
             each sample's prefix rendered as text (last ``intent_items`` check-ins; :mod:`stgnn.models.intent`).
+        aux: ``{"category": w_c, "region": w_r}``: heads on ``u``, training loss only (:mod:`stgnn.models.aux_heads`).
 
     Shapes:
         ``score(batch) -> (B, P)`` log-probabilities; ``loss(batch) -> ()``.
@@ -131,7 +136,7 @@ class STGNN(PoiDistances, Recommender):
                  cell_conv: str | type = "gcn",
                  graph_data: HeteroData | None = None, conv_kwargs: dict[str, Any] | None = None,
                  prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
-                 intent_items: int = 5) -> None:
+                 intent_items: int = 5, aux: dict[str, float] | None = None) -> None:
         super().__init__(num_users, num_pois)
         opts = dict(graph=graph, text=text, time_enc=time_enc, space_enc=space_enc, attention=attention, copy=copy)
         for k, v in opts.items():
@@ -195,6 +200,7 @@ class STGNN(PoiDistances, Recommender):
         self.register_buffer("poi_dist_bucket", torch.zeros((0, 0), dtype=torch.uint8), persistent=False)
         self.prior = ReferencePrior.from_option(prior, num_users, num_pois, dim, self.num_sampled)   # None: off
         self.intent_spec, self.intent_items, self.intent = intent, intent_items, None   # IntentHead: prepare()
+        self.aux_weights, self.aux = parse_aux(aux), None                               # AuxHeads: prepare()
         if graph_data is not None:
             self.attach_graph(graph_data)
 
@@ -204,12 +210,12 @@ class STGNN(PoiDistances, Recommender):
                    snapshots: int = 0, snapshot_days: float = 7.0, space_enc: str = "bucket",
                    dist_matrix_max_pois: int = 20_000, text_model: str | None = None, text_profile: bool | str = True,
                    prior: dict[str, Any] | None = None, poi_init: str = "random", intent: str | None = None,
-                   intent_items: int = 5, **_: Any) -> InputSpec:
+                   intent_items: int = 5, aux: dict[str, float] | None = None, **_: Any) -> InputSpec:
         """The training graph unless ``graph="none"``; ``snapshots`` weekly transition snapshots;
         the distance-bucket table when distances are encoded; text vectors when ``text_model`` names
         an encoder (and ``text`` is on or ``poi_init="text"``); the reference's counts when ``prior`` is set."""
         wants_text = text_model is not None and text_emb is None and (text != "none" or poi_init == "text")
-        return InputSpec(graph=graph != "none", snapshots=snapshots, snapshot_days=snapshot_days,
+        return InputSpec(graph=graph != "none" or aux_needs_graph(aux), snapshots=snapshots, snapshot_days=snapshot_days,
                          dist_table_max_pois=dist_matrix_max_pois if space_enc != "none" else 0,
                          text=text_model if wants_text else None, text_profile=text_profile,
                          visible_counts=prior is not None, intent=intent, intent_items=intent_items)
@@ -242,6 +248,8 @@ class STGNN(PoiDistances, Recommender):
             self.attach_graph(inputs.graph)
         if self.intent_spec is not None and self.intent is None:   # last: the other modules' init is unchanged
             self.intent = IntentHead.for_model(inputs, self)
+        if self.aux_weights and self.aux is None:                  # after the intent head, for the same reason
+            self.aux = AuxHeads.for_model(inputs, self.aux_weights, self.dim).to(self.poi_bias.device)
 
     def attach_snapshots(self, snaps: list[tuple[Tensor, Tensor]]) -> None:
         """Use ``[(edge_index (2, E_i), count (E_i,)), ...]`` (oldest first) as the snapshots the
@@ -468,21 +476,16 @@ class STGNN(PoiDistances, Recommender):
     def loss(self, batch: Batch) -> Tensor:
         y = batch.target_poi                                                  # (B,)
         if self.prior is not None and self.prior.fusion == "joint":  # renormalised over every POI
-            return F.nll_loss(self.score(batch), y)
-        if self.num_sampled > 0 and self.training:
-            return self._sampled_loss(batch)
-        out = self(batch)
-        log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])         # (B, 1)
-        p_copy = out["p_copy"].gather(1, y[:, None]) if "p_copy" in out else None
-        return -self._mix(out, log_p_gen, p_copy).mean()
-
-    def _sampled_loss(self, batch: Batch) -> Tensor:
-        """NLL with the generate softmax over each target and ``num_sampled`` shared negatives,
-        scoring only those columns (:mod:`stgnn.models.sampled_softmax`)."""
-        neg, columns = draw_negatives(batch.target_poi, self.num_pois, self.num_sampled)  # (K,), (C,)
-        out = self(batch, columns=columns)                                    # gen: (B, C)
-        log_p_gen = sampled_log_p_gen(out["gen"], columns, batch.target_poi, neg)  # (B, 1)
-        return -self._mix(out, log_p_gen, out.get("p_copy_target")).mean()
+            out = self(batch)
+            nll = F.nll_loss(self.prior(batch, out["u"], self.log_probs(out)), y)
+        elif self.num_sampled > 0 and self.training:
+            nll, out = sampled_nll(self, batch)                               # sampled_softmax.py
+        else:
+            out = self(batch)
+            log_p_gen = out["gen"].log_softmax(-1).gather(1, y[:, None])     # (B, 1)
+            p_copy = out["p_copy"].gather(1, y[:, None]) if "p_copy" in out else None
+            nll = -self._mix(out, log_p_gen, p_copy).mean()
+        return nll if self.aux is None else nll + self.aux(out["u"], y)      # + w * CE(category/region)
 
     def explain(self, batch: Batch, k: int = 3) -> list[dict[str, Any]]:
         """Top POIs and the memory check-ins and graph neighbours behind them (:mod:`stgnn.models.explain`)."""
