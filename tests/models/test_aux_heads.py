@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from stgnn.data.batch import SampleLoader
 from stgnn.inputs import build_inputs
