@@ -13,14 +13,13 @@ frequent class, and the class of the sample's last prefix POI). Usage::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_stgnn_variants import collect, table  # noqa: E402
+from lm_stgnn_variants import arm_parser, collect, parse_arms, table  # noqa: E402
 
 from stgnn.utils.io import atomic_write_json  # noqa: E402
 
@@ -63,20 +62,10 @@ def head_accuracy(run_dir: Path, part: str = "val") -> dict[str, dict[str, float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("arms", nargs="+", help="name=run_root (one of them named none)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--load", default="", help="machine conditions to record")
-    ap.add_argument("--commands", nargs="*", default=[], help="the exact training commands")
+    ap = arm_parser(__doc__.splitlines()[0], [0, 1])
     ap.add_argument("--notes", default="", help="anything else the record must say (e.g. the baseline's provenance)")
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    arms = {}
-    for spec in args.arms:
-        name, sep, root = spec.partition("=")
-        if not sep or not name or not root:
-            raise SystemExit(f"arm {spec!r}: write it as name=run_root")
-        arms[name] = Path(root)
+    arms = parse_arms(args.arms)
     record = collect(arms, args.seeds, experiment="auxiliary category/region heads (model_kwargs.aux)")
     heads = {}
     for arm, root in arms.items():

@@ -116,21 +116,33 @@ def table(record: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arm_parser(description: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The command line every arm-vs-none collector shares: arms, seeds, conditions, commands, out."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("arms", nargs="+", help="name=run_root (one of them named none)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=seeds)
     ap.add_argument("--load", default="", help="machine conditions to record (uptime, other jobs)")
     ap.add_argument("--commands", nargs="*", default=[], help="the exact training commands")
-    ap.add_argument("--experiment", default="an LM variant", help="what the arms vary (recorded)")
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    return ap
+
+
+def parse_arms(specs: list[str]) -> dict[str, Path]:
+    """``["none=results/a", ...]`` -> ``{"none": Path("results/a"), ...}`` (a clear exit on a bad one)."""
     arms = {}
-    for spec in args.arms:
+    for spec in specs:
         name, sep, root = spec.partition("=")
         if not sep or not name or not root:
             raise SystemExit(f"arm {spec!r}: write it as name=run_root")
         arms[name] = Path(root)
+    return arms
+
+
+def main() -> None:
+    ap = arm_parser(__doc__.splitlines()[0], [0, 1, 2])
+    ap.add_argument("--experiment", default="an LM variant", help="what the arms vary (recorded)")
+    args = ap.parse_args()
+    arms = parse_arms(args.arms)
     record = {**collect(arms, args.seeds, experiment=args.experiment), "pooled": pooled(arms, args.seeds),
               "load": args.load, "commands": args.commands}
     atomic_write_json(args.out, record)
