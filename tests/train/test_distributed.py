@@ -155,6 +155,33 @@ def uninterrupted(tmp_path_factory):
     return out, res
 
 
+def _state(pid: int) -> str:
+    """A process's state letter from ``/proc`` ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``): torchrun's ranks run in sessions of their
+    own, so killing torchrun's process group leaves them running."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def _curves(run: Path) -> list[dict]:
     import csv
 
@@ -187,8 +214,18 @@ def test_ddp_run_resumes_after_a_kill(uninterrupted, tmp_path):
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         assert time.time() - t0 < BUDGET_S
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
+    ranks = _descendants(proc.pid)        # torchrun starts each rank in its own session
+    assert ranks, "torchrun has no worker processes"
+    for pid in [proc.pid, *ranks]:        # torchrun and both ranks, mid-run
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait(60)
+    t0 = time.time()
+    while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in ranks):  # gone before resuming
+        assert time.time() - t0 < 60, "a killed rank is still running"
+        time.sleep(0.05)
     assert not (out / "ddp" / "seed_0" / "metrics.json").exists()
     _torchrun(out, 3, "--resume")
     run, want = out / "ddp" / "seed_0", ref / "ddp" / "seed_0"
