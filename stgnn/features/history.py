@@ -45,8 +45,8 @@ def time_of_day_kernel(ts: Tensor, tz: Tensor, q_ts: Tensor, q_tz: Tensor, sigma
     d = (hours - q_hours[:, None]).abs()
     d = torch.minimum(d, HOURS_PER_DAY - d)                                         # (B, M) circular
     k = torch.exp(-d.square() / (2.0 * sigma_hours ** 2))
-    weekend = weekday_of_local(s) >= 5                                                      # (B, M)
-    q_weekend = weekday_of_local(q_s) >= 5                                                  # (B,)
+    weekend = weekday_of_local(s) >= 5                                              # (B, M)
+    q_weekend = weekday_of_local(q_s) >= 5                                          # (B,)
     return torch.where(weekend == q_weekend[:, None], k, k * weekend_factor)
 
 

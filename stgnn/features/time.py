@@ -49,7 +49,7 @@ def hour_of_day(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
 def hour_of_week(ts: ArrayT, tz_offset_min: ArrayT | int) -> ArrayT:
     """Local hour of the week, 0..167: Monday 00:00-00:59 is 0, Sunday 23:00-23:59 is 167."""
     s = local_seconds(ts, tz_offset_min)            # once: a served request calls this 3-4 times
-    return (s // SECONDS_PER_DAY + _EPOCH_WEEKDAY) % 7 * 24 + (s % SECONDS_PER_DAY) // SECONDS_PER_HOUR
+    return weekday_of_local(s) * 24 + (s % SECONDS_PER_DAY) // SECONDS_PER_HOUR
 
 
 def day_fraction(ts: Tensor, tz_offset_min: Tensor) -> Tensor:
