@@ -102,6 +102,18 @@ def test_reproduce_resume_reuses_finished_runs_and_refuses_a_changed_config(isol
     recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "moved", resume=True,
                       overrides=["train.progress=true"])
     shutil.move(isolated / "moved", isolated / "out")
+    # so is a run trained by `stgnn train` under another name, its protocol's defaults left implicit
+    saved_cfg = (run / "config.yaml").read_text()
+    cfg = yaml.safe_load(saved_cfg)
+    explicit = dict(cfg["protocol"])
+    cfg["name"], cfg["protocol"] = "my_mf_run", {}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "out", resume=True)
+    cfg["protocol"] = {**explicit, "history": "all_past"}  # but not one whose split differs
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match=r"different config \(protocol.history: 'all_past' != 'train_only'"):
+        recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "out", resume=True)
+    (run / "config.yaml").write_text(saved_cfg)
     with pytest.raises(ValueError, match=r"different config \(.*train.lr"):
         recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], out=isolated / "out", resume=True,
                           overrides=["train.lr=0.5"])

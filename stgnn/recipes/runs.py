@@ -58,8 +58,17 @@ def load_split(cfg: ExperimentConfig) -> Split:
 
 
 # keys that say where a run is kept or how it reports, not what it computes: a finished run whose
-# config differs only in these is still the same run (e.g. after moving its folder)
-_NOT_RESULTS = {"output_dir", "train.progress", "train.tensorboard", "train.num_threads", "train.eval_batch_size"}
+# config differs only in these is still the same run (e.g. after moving or renaming its folder)
+_NOT_RESULTS = {"name", "output_dir", "train.progress", "train.tensorboard", "train.num_threads",
+                "train.eval_batch_size"}
+
+
+def _resolved_protocol(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with its ``protocol`` filled in with the defaults, so ``{}`` and the same options
+    spelled out (``{history: train_only, ...}``) compare equal: they build the same split."""
+    from stgnn.data.protocol import ProtocolConfig
+
+    return {**cfg, "protocol": ProtocolConfig.from_dict(cfg.get("protocol") or {}).to_dict()}
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -115,7 +124,7 @@ def run_one(cfg: ExperimentConfig, seed: int, run_dir: Path, split: Split | None
     run_cfg = from_dict(ExperimentConfig, {**to_dict(cfg), "train": to_dict(train_cfg), "seeds": [seed]})
     if resume and (run_dir / "metrics.json").is_file():
         done = yaml.safe_load((run_dir / "config.yaml").read_text())
-        diff = _config_diff(done, to_dict(run_cfg))
+        diff = _config_diff(_resolved_protocol(done), _resolved_protocol(to_dict(run_cfg)))
         if diff:
             raise ValueError(f"{run_dir} holds a finished run of a different config ({'; '.join(diff)}); "
                              "move it away or choose another output folder")
