@@ -190,6 +190,8 @@ def stage_measure(n: int, work: Path, args: argparse.Namespace) -> dict[str, Any
     row["peak_rss_mb"] = max(peaks)
     row["peak_rss_mb_per_rank"] = peaks
     row["world_size"] = dist.world_size()
+    dist.barrier()  # nothing in flight between the ranks, then leave the group before exiting
+    dist.cleanup()
     return row if rank == 0 else None
 
 

@@ -363,6 +363,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               "below and the command you ran:", file=sys.stderr)
         traceback.print_exc()
         return EXIT_BUG
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group before the interpreter exits. Left to exit-time
+    destruction, Gloo's threads are sometimes still joinable and the rank dies with "terminate
+    called without an active exception" (SIGABRT) after its work is done and written."""
+    if "stgnn.train.distributed" in sys.modules:  # imported only by commands that train
+        from stgnn.train import distributed
+
+        distributed.cleanup()
 
 
 if __name__ == "__main__":

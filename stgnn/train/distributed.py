@@ -253,5 +253,7 @@ def loss(model: nn.Module, batch: Any) -> torch.Tensor:
 
 
 def cleanup() -> None:
+    """Leave the process group (no-op when none is up). Every process that joined one must call
+    this before it exits: see :func:`stgnn.cli._leave_process_group`."""
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()

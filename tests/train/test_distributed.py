@@ -232,3 +232,25 @@ def test_ddp_run_resumes_after_a_kill(uninterrupted, tmp_path):
     assert _curves(run) == _curves(want)
     got, exp = (json.loads((r / "metrics.json").read_text()) for r in (run, want))
     assert got["test"] == exp["test"] and got["val"] == exp["val"] and got["best_epoch"] == exp["best_epoch"]
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_cli_leaves_the_process_group_before_exit(tmp_path, monkeypatch, ok):
+    """Left to exit-time destruction, a Gloo group sometimes aborts its rank (SIGABRT, "terminate
+    called without an active exception") after the work is written: the CLI leaves it first,
+    whether the command succeeded or failed."""
+    import torch.distributed as td
+
+    from stgnn import cli
+
+    monkeypatch.chdir(tmp_path)
+    td.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = "pop" if ok else "no_such_model"
+        rc = cli.main(["train", "dataset=synthetic", f"model={model}", "name=p", f"output_dir={tmp_path}",
+                       "train.progress=false", "train.tensorboard=false"])
+        assert rc == (0 if ok else 2)
+        assert not td.is_initialized()
+    finally:
+        if td.is_initialized():
+            td.destroy_process_group()
