@@ -19,8 +19,11 @@ What the fit loop needs of it:
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
+import signal
+import sys
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,7 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> torch.device | Non
     """
     if not launched():
         return None
+    _die_with_launcher()
     local = int(os.environ["LOCAL_RANK"])
     gpu = device != "cpu" and torch.cuda.is_available()
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -72,6 +76,29 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> torch.device | Non
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return torch.device("cpu")
+
+
+def _die_with_launcher() -> None:
+    """Linux: have the kernel SIGKILL this rank when the process that started it (torchrun) dies.
+
+    torchrun starts each rank in a session of its own, so a SIGKILL of torchrun alone (``kill -9``,
+    the OOM killer) used to leave the ranks training and writing into the run folder that a
+    ``--resume`` of the same run then shares. Elsewhere (no ``prctl``) nothing changes.
+
+    Raises:
+        RuntimeError: the launcher died before this rank could ask (its parent is already init).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        raise RuntimeError("the torchrun that started this rank has already exited; not starting a rank without it")
 
 
 def rank() -> int:

@@ -234,6 +234,28 @@ def test_ddp_run_resumes_after_a_kill(uninterrupted, tmp_path):
     assert got["test"] == exp["test"] and got["val"] == exp["val"] and got["best_epoch"] == exp["best_epoch"]
 
 
+def test_killing_torchrun_alone_takes_its_ranks_with_it(tmp_path):
+    """A SIGKILL of torchrun (``kill -9``, the OOM killer) must not leave its ranks training into
+    the run folder: each rank asked the kernel for SIGKILL when its launcher dies."""
+    out = tmp_path / "runs"
+    last = out / "ddp" / "seed_0" / "last.pt"
+    proc = _torchrun(out, 50, background=True)
+    t0 = time.time()
+    while not last.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.time() - t0 < BUDGET_S
+        time.sleep(0.02)
+    ranks = _descendants(proc.pid)
+    assert len(ranks) >= 2, "torchrun has no worker processes"
+    os.kill(proc.pid, signal.SIGKILL)  # torchrun alone
+    proc.wait(60)
+    t0 = time.time()
+    while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in ranks):
+        assert time.time() - t0 < 60, "a rank outlived its torchrun by a minute"
+        time.sleep(0.05)
+    assert not (out / "ddp" / "seed_0" / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("ok", [True, False])
 def test_cli_leaves_the_process_group_before_exit(tmp_path, monkeypatch, ok):
     """Left to exit-time destruction, a Gloo group sometimes aborts its rank (SIGABRT, "terminate
