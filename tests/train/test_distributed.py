@@ -182,6 +182,21 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _started(out: Path, epochs: int) -> tuple[subprocess.Popen, list[int]]:
+    """A background torchrun run, once its first checkpoint is written; with its ranks' pids
+    (torchrun starts each rank in a session of its own)."""
+    last = out / "ddp" / "seed_0" / "last.pt"
+    proc = _torchrun(out, epochs, background=True)
+    t0 = time.time()
+    while not last.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.time() - t0 < BUDGET_S
+        time.sleep(0.02)
+    ranks = _descendants(proc.pid)
+    assert len(ranks) >= 2, f"torchrun has {len(ranks)} worker processes"
+    return proc, ranks
+
+
 def _curves(run: Path) -> list[dict]:
     import csv
 
@@ -207,15 +222,7 @@ def test_two_ranks_train_evaluate_once_and_write_one_folder(uninterrupted):
 def test_ddp_run_resumes_after_a_kill(uninterrupted, tmp_path):
     ref, _ = uninterrupted
     out = tmp_path / "runs"
-    last = out / "ddp" / "seed_0" / "last.pt"
-    proc = _torchrun(out, 3, background=True)
-    t0 = time.time()
-    while not last.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() - t0 < BUDGET_S
-        time.sleep(0.02)
-    ranks = _descendants(proc.pid)        # torchrun starts each rank in its own session
-    assert ranks, "torchrun has no worker processes"
+    proc, ranks = _started(out, 3)
     for pid in [proc.pid, *ranks]:        # torchrun and both ranks, mid-run
         try:
             os.kill(pid, signal.SIGKILL)
@@ -238,15 +245,7 @@ def test_killing_torchrun_alone_takes_its_ranks_with_it(tmp_path):
     """A SIGKILL of torchrun (``kill -9``, the OOM killer) must not leave its ranks training into
     the run folder: each rank asked the kernel for SIGKILL when its launcher dies."""
     out = tmp_path / "runs"
-    last = out / "ddp" / "seed_0" / "last.pt"
-    proc = _torchrun(out, 50, background=True)
-    t0 = time.time()
-    while not last.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() - t0 < BUDGET_S
-        time.sleep(0.02)
-    ranks = _descendants(proc.pid)
-    assert len(ranks) >= 2, "torchrun has no worker processes"
+    proc, ranks = _started(out, 50)
     os.kill(proc.pid, signal.SIGKILL)  # torchrun alone
     proc.wait(60)
     t0 = time.time()
