@@ -34,16 +34,11 @@ class _FirstStep(Exception):
 
 def _config(table: str, row: str, overrides: list[str]) -> Any:
     from stgnn import recipes
-    from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 
-    spec = recipes.table_spec(table)
-    found = next((r for r in spec["models"] if r["name"] == row), None)
-    if found is None:
-        raise SystemExit(f"no row {row!r} in table {table!r}; rows: {[r['name'] for r in spec['models']]}")
-    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), found.get("config", {}))
-    data.update(name=row, seeds=[0])
-    cfg = from_dict(ExperimentConfig, data)
-    return recipes.checked_overrides(cfg, overrides) if overrides else cfg
+    try:  # a row with a prior gets the reference's default options: the same setup work as tuned ones
+        return recipes.row_config(table, row, overrides=overrides)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def _clock() -> tuple[float, float]:

@@ -35,15 +35,9 @@ def _row(name: str, model: str, m: dict[str, Any]) -> dict[str, Any]:
 
 def _train_one(table: str, name: str, seed: int, out: str, overrides: list[str], q: Any) -> None:
     from stgnn import recipes
-    from stgnn.config import ExperimentConfig, deep_merge, from_dict, to_dict
 
-    spec = recipes.table_spec(table)
-    row = next(r for r in spec["models"] if r["name"] == name)
-    data = deep_merge(deep_merge(to_dict(ExperimentConfig()), spec.get("base", {})), row.get("config", {}))
-    data.update(name=name, seeds=[seed], output_dir=out)
-    cfg = from_dict(ExperimentConfig, data)
-    if overrides:
-        cfg = recipes.checked_overrides(cfg, overrides)
+    cfg = recipes.row_config(table, name, seeds=[seed], overrides=overrides)  # a prior: the reference's defaults
+    cfg.output_dir = out
     m = recipes.run_one(cfg, seed, Path(out) / name / f"seed_{seed}")
     q.put(_row(name, cfg.model, m))
 

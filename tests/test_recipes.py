@@ -60,6 +60,38 @@ def test_reproduce_writes_table_from_run_files(isolated):
     assert len(csv_lines) == 1 + 3 + 1
 
 
+def test_row_config_is_what_reproduce_trains(isolated):
+    """Benchmarks build a row's config with ``row_config``: it must be the config the table trains."""
+    from stgnn.config import to_dict
+    from stgnn.recipes.runs import _config_diff
+
+    table = _table(isolated / "reproduce_toy")
+    spec = yaml.safe_load((table / "table.yaml").read_text())
+    spec["presets"]["tiny"]["per_model"] = {"MF-BPR": {"train": {"epochs": 1}}}
+    (table / "table.yaml").write_text(yaml.safe_dump(spec))
+    recipes.reproduce(str(table), preset="tiny", models=["MF-BPR"], seeds=[0], out=isolated / "out")
+    trained = yaml.safe_load((isolated / "out" / "runs" / "MF-BPR" / "seed_0" / "config.yaml").read_text())
+    cfg = recipes.row_config(str(table), "MF-BPR", preset="tiny", out=isolated / "out")
+    assert _config_diff(trained, to_dict(cfg)) == [] and cfg.train.epochs == 1
+    assert recipes.row_config(str(table), "MF-BPR").train.epochs == 2  # no preset: the row's own
+    with pytest.raises(ValueError, match="no row 'LSTM'"):
+        recipes.row_config(str(table), "LSTM")
+    with pytest.raises(ValueError, match="unknown preset"):
+        recipes.row_config(str(table), "Pop", preset="nope")
+
+
+def test_row_config_of_the_nyc_table_carries_setting_and_prior():
+    ref = {"half_life": 60, "transition_weight": 0.2}
+    cfg = recipes.row_config("nyc", "STGNN", setting="realtime", reference=ref)
+    assert cfg.protocol == {"history": "all_past", "target_time": "known"}
+    assert cfg.model_kwargs["prior"] == {**ref, "fusion": "late", "weight": 1.0}
+    assert cfg.train.epochs == 12
+    assert recipes.row_config("nyc", "UserHistory", reference=ref).model_kwargs == ref
+    assert recipes.row_config("nyc", "STGNN").model_kwargs["prior"] == {"fusion": "late", "weight": 1.0}
+    with pytest.raises(ValueError, match="unknown setting 'live'"):
+        recipes.row_config("nyc", "STGNN", setting="live")
+
+
 def test_reproduce_rejects_unknown_rows_and_presets(isolated):
     table = _table(isolated / "reproduce_toy")
     with pytest.raises(ValueError, match="unknown preset"):

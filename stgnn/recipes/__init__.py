@@ -13,8 +13,8 @@ Tables are built from the ``metrics.json`` files the runs wrote, never typed by 
 from stgnn.recipes.report import format_table, table_csv
 from stgnn.recipes.runs import (cached_splits, clear_caches, compare_runs, evaluate_run, load_split, run_experiment, run_inputs,
                                 run_one, run_parallel, train_from_config, write_slices)
-from stgnn.recipes.tables import EXPERIMENTS, checked_overrides, reproduce, table_spec
+from stgnn.recipes.tables import EXPERIMENTS, checked_overrides, reproduce, row_config, table_spec
 
 __all__ = ["EXPERIMENTS", "cached_splits", "checked_overrides", "clear_caches", "compare_runs", "evaluate_run",
-           "format_table", "load_split", "reproduce", "run_experiment", "run_inputs", "run_one", "run_parallel",
+           "format_table", "load_split", "reproduce", "row_config", "run_experiment", "run_inputs", "run_one", "run_parallel",
            "table_csv", "table_spec", "train_from_config", "write_slices"]

@@ -166,6 +166,46 @@ def _row_config(spec: dict[str, Any], pre: dict[str, Any], row: dict[str, Any], 
     return checked_overrides(cfg, overrides) if overrides else cfg
 
 
+def row_config(table: str, row: str, *, preset: str | None = None, setting: str | None = None,
+               seeds: list[int] | None = None, out: Path | str = "results", overrides: list[str] | None = None,
+               reference: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The config :func:`reproduce` trains for one row, for tools that run a row on their own
+    (``benchmarks/``): defaults <- base <- the setting's protocol <- the preset's deltas <- row.
+
+    Args:
+        table: a table name or folder (:func:`table_spec`).
+        row: the row's name.
+        preset: apply this preset's ``all`` / ``per_model`` deltas (``None``: none).
+        setting: one of the table's information settings by name (``None``: the base protocol).
+        seeds, out, overrides: as in :func:`reproduce` (``out``: the table's folder).
+        reference: ``UserHistory`` keywords for a row with a ``prior`` (and for the tuned row
+            itself). :func:`reproduce` tunes them on validation first; ``None`` leaves the
+            reference's defaults, which cost the same but do not score the same.
+
+    Raises:
+        ValueError: an unknown row, preset or setting.
+    """
+    spec = table_spec(table)
+    found = next((r for r in spec["models"] if r["name"] == row), None)
+    if found is None:
+        raise ValueError(f"no row {row!r} in table {table!r}; rows: {[r['name'] for r in spec['models']]}")
+    if preset is not None and preset not in spec["presets"]:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(spec['presets'])}")
+    pre = (spec["presets"][preset] or {}) if preset is not None else {}
+    chosen = None
+    if setting is not None:
+        by_name = {s.get("name"): s for s in spec.get("settings") or []}
+        if setting not in by_name:
+            raise ValueError(f"unknown setting {setting!r}; the table has {sorted(by_name)}")
+        chosen = by_name[setting]
+    cfg = _row_config(spec, pre, found, chosen, list(seeds if seeds is not None else [0]), Path(out), overrides)
+    if found.get("prior"):
+        cfg.model_kwargs = {**cfg.model_kwargs, "prior": {**(reference or {}), **found["prior"]}}
+    elif reference is not None and (spec.get("tune") or {}).get("row") == row:
+        cfg.model_kwargs = dict(reference)
+    return cfg
+
+
 def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]], cfgs: list[ExperimentConfig],
                   setting: dict[str, Any] | None, seeds: list[int], out: Path, overrides: list[str] | None,
                   resume: bool) -> dict[str, Any]:
