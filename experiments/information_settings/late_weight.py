@@ -23,15 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stgnn.config import load_config  # noqa: E402
-from stgnn.data.batch import SampleLoader  # noqa: E402
-from stgnn.data.information import InformationSetting  # noqa: E402
 from stgnn.eval.evaluate import score_chunks  # noqa: E402
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402
-from stgnn.recipes import load_split  # noqa: E402
-from stgnn.train.loop import loader_options  # noqa: E402
-from stgnn.train.restore import load_trained  # noqa: E402
+from stgnn.recipes.runs import restored_run  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
@@ -39,18 +34,13 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 @torch.no_grad()
 def weight_ranks(run_dir: Path, part: str, weights: tuple[float, ...]) -> dict[float, np.ndarray]:
     """``{w: (S,) ranks}`` of ``run_dir``'s best checkpoint on ``part`` with the late weight ``w``."""
-    cfg = load_config(run_dir / "config.yaml")
-    split = load_split(cfg)
-    model = load_trained(run_dir, "cpu").model
+    model, loader, device = restored_run(run_dir, part, device="cpu")
     prior = model.prior
     if prior is None or prior.fusion != "late":
         raise ValueError(f"{run_dir}: the model has no late prior (model_kwargs.prior.fusion: late)")
-    info = InformationSetting.from_protocol(split.protocol)
-    loader = SampleLoader(split, part, cfg.train.eval_batch_size,
-                          **loader_options(info, cfg.train, model.uses_target_time))
     prior.weight = 0.0  # model.score is then log_softmax(log q)
     out: dict[float, list[torch.Tensor]] = {w: [] for w in weights}
-    for batch, logq in score_chunks(model, loader):
+    for batch, logq in score_chunks(model, loader, device):
         logr = prior.log_reference(batch)                                          # (b, P)
         for w in weights:
             out[w].append(ranks(logq + w * logr, batch.target_poi).cpu())

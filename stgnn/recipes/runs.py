@@ -3,7 +3,8 @@
 * :func:`run_one` — build the model's inputs (once, :func:`run_inputs`), the model, train and
   evaluate it, write ``results/<name>/seed_<s>/``.
 * :func:`run_experiment` — every seed of one config; :func:`train_from_config` — ``stgnn train``.
-* :func:`evaluate_run` — ``stgnn eval``: re-score a finished run's best checkpoint.
+* :func:`evaluate_run` — ``stgnn eval``: re-score a finished run's best checkpoint
+  (:func:`restored_run`: the trained model and a part's loader, for other re-scoring).
 * :func:`compare_runs` — paired bootstrap of two runs' per-sample ranks.
 * :func:`run_parallel` — many runs in worker processes.
 """
@@ -182,12 +183,15 @@ def train_from_config(path: str | None, overrides: list[str], resume: bool = Fal
     return run_experiment(cfg, resume=resume)["summary"]
 
 
-def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
-    """Re-score ``run_dir/best.pt`` (or ``last.pt``) on ``part`` with the run's own config and
-    inputs (rebuilt from the split for runs that did not keep ``inputs.pt``)."""
+def restored_run(run_dir: Path, part: str = "test", device: str | None = None) -> tuple[Any, Any, Any]:
+    """``(model, loader, device)``: ``run_dir/best.pt`` (or ``last.pt``) with the run's own config
+    and inputs (rebuilt from the split for runs that did not keep ``inputs.pt``), and the
+    evaluation loader of ``part`` under the run's information setting.
+
+    ``device``: ``None`` takes the run's ``train.device``.
+    """
     from stgnn.data.batch import SampleLoader
     from stgnn.data.information import InformationSetting
-    from stgnn.eval.evaluate import evaluate
     from stgnn.inputs import INPUTS_FILE
     from stgnn.train.loop import loader_options, resolve_device
     from stgnn.train.restore import load_trained
@@ -195,11 +199,19 @@ def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
     cfg = load_config(run_dir / "config.yaml")
     split = load_split(cfg)
     inputs = None if (run_dir / INPUTS_FILE).is_file() else run_inputs(cfg, split)
-    device = resolve_device(cfg.train.device)
-    model = load_trained(run_dir, device, inputs=inputs).model
+    dev = resolve_device(device or cfg.train.device)
+    model = load_trained(run_dir, dev, inputs=inputs).model
     info = InformationSetting.from_protocol(split.protocol)
     loader = SampleLoader(split, part, cfg.train.eval_batch_size,
                           **loader_options(info, cfg.train, model.uses_target_time))
+    return model, loader, dev
+
+
+def evaluate_run(run_dir: Path, part: str = "test") -> dict[str, float]:
+    """Re-score ``run_dir/best.pt`` (or ``last.pt``) on ``part`` (:func:`restored_run`)."""
+    from stgnn.eval.evaluate import evaluate
+
+    model, loader, device = restored_run(run_dir, part)
     metrics, _ = evaluate(model, loader, device)
     return metrics
 

@@ -199,11 +199,19 @@ def row_config(table: str, row: str, *, preset: str | None = None, setting: str 
             raise ValueError(f"unknown setting {setting!r}; the table has {sorted(by_name)}")
         chosen = by_name[setting]
     cfg = _row_config(spec, pre, found, chosen, list(seeds if seeds is not None else [0]), Path(out), overrides)
-    if found.get("prior"):
-        cfg.model_kwargs = {**cfg.model_kwargs, "prior": {**(reference or {}), **found["prior"]}}
-    elif reference is not None and (spec.get("tune") or {}).get("row") == row:
-        cfg.model_kwargs = dict(reference)
+    is_tuned_row = (spec.get("tune") or {}).get("row") == row
+    if found.get("prior") or (reference is not None and is_tuned_row):
+        _give_reference(cfg, found, is_tuned_row, reference or {})
     return cfg
+
+
+def _give_reference(cfg: ExperimentConfig, row: dict[str, Any], is_tuned_row: bool, best: dict[str, Any]) -> None:
+    """The reference's options ``best`` into ``cfg``: as the tuned row's own keywords, or as the
+    ``prior`` of a row that asks for one (its ``fusion``/``weight`` over them)."""
+    if is_tuned_row:
+        cfg.model_kwargs = dict(best)
+    else:
+        cfg.model_kwargs = {**cfg.model_kwargs, "prior": {**best, **row["prior"]}}
 
 
 def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]], cfgs: list[ExperimentConfig],
@@ -234,11 +242,7 @@ def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str
         key = (info.history, info.target_time)
         if key not in done:
             done[key] = tuned_kwargs(block, base, out, resume)
-        best = done[key]["best"]
-        if row["name"] == block["row"]:
-            cfg.model_kwargs = dict(best)
-        else:
-            cfg.model_kwargs = {**cfg.model_kwargs, "prior": {**best, **row["prior"]}}
+        _give_reference(cfg, row, row["name"] == block["row"], done[key]["best"])
         record[row["name"]] = {**summary(done[key]), "as": "model_kwargs" if row["name"] == block["row"] else "prior"}
     return record
 
