@@ -26,16 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lm_rich_profiles import GRID, REFERENCE, part_scores  # noqa: E402
+from lm_rich_profiles import GRID, REFERENCE, fused_check, part_scores  # noqa: E402
 from stgnn.config import ExperimentConfig  # noqa: E402
-from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
-from stgnn.eval.significance import paired_bootstrap  # noqa: E402
 from stgnn.features.contrastive import info_nce, training_pairs  # noqa: E402
 from stgnn.features.profiles import poi_profiles, trajectory_texts  # noqa: E402
 from stgnn.features.text import make_text_encoder  # noqa: E402
@@ -103,25 +100,6 @@ def train_adapter(anchor: torch.Tensor, positive: torch.Tensor, pois: np.ndarray
     return model, curve
 
 
-def check(parts: dict, intent: dict[str, torch.Tensor], poi: torch.Tensor) -> dict:
-    """Intent alone and fused into the reference, (a, tau) on val MRR; paired CIs vs the reference."""
-    r_ref = {p: ranks(parts[p][0], parts[p][1]) for p in parts}
-    cos = {p: F.normalize(intent[p], dim=-1) @ F.normalize(poi, dim=-1).T for p in parts}      # (S, P)
-    grid = []
-    for w, tau in GRID:
-        r = ranks(parts["val"][0] + w * (cos["val"] / tau).log_softmax(-1), parts["val"][1])
-        grid.append({"a": w, "tau": tau, "val_MRR": metrics_from_ranks(r)["MRR"]})
-    best = max(grid, key=lambda g: g["val_MRR"])
-    res: dict = {"grid": grid, "best": best}
-    for p in parts:
-        r = ranks(parts[p][0] + best["a"] * (cos[p] / best["tau"]).log_softmax(-1), parts[p][1])
-        alone = metrics_from_ranks(ranks(cos[p], parts[p][1]))
-        res[p] = {"fused_minus_reference": paired_bootstrap(r, r_ref[p]),
-                  "intent_alone": {k: alone[k] for k in ("Acc@1", "Acc@10", "MRR")},
-                  "reference": {k: metrics_from_ranks(r_ref[p])[k] for k in ("Acc@1", "MRR")}}
-    return res
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -154,8 +132,9 @@ def main() -> None:
         mapped_poi = adapter.p(profiles)
     out = {"reference": REFERENCE, "grid": GRID, "pairs": len(anchors), "adapter_curve": curve,
            "options": vars(a), "encode_training_pairs_s": round(encode_s, 1), "adapter_train_s": round(train_s, 1),
-           "encoders": {"minilm (frozen, control)": check(parts, intent, profiles),
-                        "minilm + trained adapter": check(parts, mapped, mapped_poi)}}
+           "encoders": {name: fused_check(parts, q, p, alone_metrics=("Acc@1", "Acc@10", "MRR"))
+                        for name, q, p in (("minilm (frozen, control)", intent, profiles),
+                                           ("minilm + trained adapter", mapped, mapped_poi))}}
     for name, res in out["encoders"].items():
         print(name, json.dumps({p: {"alone": res[p]["intent_alone"],
                                     "fused-ref MRR": res[p]["fused_minus_reference"]["MRR"]} for p in parts}),
