@@ -179,7 +179,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     table = reproduce(args.table, preset=args.preset, seeds=args.seeds, models=args.models,
                       out=Path(args.out) if args.out else None, overrides=args.overrides,
-                      resume=args.resume, jobs=args.jobs)
+                      resume=args.resume, jobs=args.jobs, settings=getattr(args, "settings", None))
     print(table)
     return 0
 
@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true",
                     help="reuse finished runs in the output folder (same config); continue unfinished ones")
     sp.add_argument("--jobs", type=int, default=1, help="train runs in this many processes, cores shared [1]")
+    sp.add_argument("--settings", nargs="+", default=None, metavar="NAME",
+                    help="only these information settings of the table (default, realtime) [all the preset runs]")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="applied to every model's config")
     sp.set_defaults(func=cmd_reproduce)
     sp = sub.add_parser("ablate", help="the full STGNN and one-switch variants (experiments/ablation/)")

@@ -58,6 +58,8 @@ def test_overrides_may_follow_options():
                                                                                  ["train.lr=0.01"])
     args = parse(["reproduce", "nyc", "a.b=1", "--preset", "fast", "c.d=2"])
     assert args.overrides == ["a.b=1", "c.d=2"]
+    args = parse(["reproduce", "nyc", "a.b=1", "--settings", "realtime", "--resume"])
+    assert (args.settings, args.overrides, args.resume) == (["realtime"], ["a.b=1"], True)
     with pytest.raises(SystemExit):
         parse(["reproduce", "nyc", "--preset", "fast", "--no-such-flag"])
     with pytest.raises(SystemExit):

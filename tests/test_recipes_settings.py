@@ -147,3 +147,19 @@ def test_the_nyc_table_declares_both_settings_tuning_and_hidden_rows(synthetic_s
         model = build_for_split("stgnn", synthetic_split, **kw).eval()
         with torch.no_grad():
             assert torch.isfinite(model.score(batch)).all() and model.prior.fusion == "late"
+
+
+def test_settings_runs_only_the_named_tables_and_keeps_the_others_in_table_md(isolated):
+    table = _table(isolated / "reproduce_toy")
+    out = isolated / "out"
+    first = recipes.reproduce(str(table), preset="tiny", out=out, models=["Pop"], settings=["default"])
+    assert "`default`" in first and "`realtime`" not in first
+    assert not (out / "realtime").exists()
+    later = recipes.reproduce(str(table), preset="tiny", out=out, models=["Pop"], settings=["realtime"])
+    assert "`realtime`" in later and "`default`" not in later
+    assert not (out / "default" / "tune_all_past_known.json").exists()
+    whole = (out / "table.md").read_text()
+    assert whole.index("`default`") < whole.index("`realtime`")
+    assert whole == (out / "default" / "table.md").read_text() + "\n" + (out / "realtime" / "table.md").read_text()
+    with pytest.raises(ValueError, match=r"settings \['live'\] are not among the preset's \['default', 'realtime'\]"):
+        recipes.reproduce(str(table), preset="tiny", out=out, settings=["live"])

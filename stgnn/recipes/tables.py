@@ -77,7 +77,7 @@ def table_spec(table: str) -> dict[str, Any]:
 
 def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, models: list[str] | None = None,
               out: Path | None = None, overrides: list[str] | None = None, resume: bool = False,
-              jobs: int = 1) -> str:
+              jobs: int = 1, settings: list[str] | None = None) -> str:
     """Run a table's models over seeds and write ``table.md``/``table.csv``/``table.json``.
 
     A ``table.yaml`` with ``settings`` (a list of ``{name, protocol, models}``: an information
@@ -98,6 +98,8 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
             unfinished ones from ``last.pt``; the table then covers old and new runs alike.
         jobs: train the runs in this many processes side by side (:func:`run_parallel`), then
             build the table from their folders.
+        settings: run only these of the table's information settings (by ``name``); ``out/table.md``
+            still holds every setting's table found in ``out``.
 
     Returns:
         the Markdown table(s) (also written to ``out/table.md``).
@@ -117,19 +119,28 @@ def reproduce(table: str, preset: str = "full", seeds: list[int] | None = None, 
     out = Path(out or Path("results") / f"reproduce_{Path(table).name}_{preset}")
     seeds = list(seeds if seeds is not None else pre.get("seeds", [0, 1, 2]))
     if not spec.get("settings"):
+        if settings:
+            raise ValueError(f"settings {settings} given, but table {table!r} declares no information settings")
         rows = [r for r in spec["models"] if not wanted or r["name"] in wanted]
         return _one_table(table, spec, pre, preset, rows, seeds, out, overrides, resume, jobs, None)
-    settings = _settings(spec, pre)
+    chosen = _settings(spec, pre)
+    if settings:
+        unknown = sorted(set(settings) - {s["name"] for s in chosen})
+        if unknown:
+            raise ValueError(f"settings {unknown} are not among the preset's {[s['name'] for s in chosen]}")
+        chosen = [s for s in chosen if s["name"] in settings]
     mds = []
-    for setting in settings:
+    for setting in chosen:
         keep = set(setting.get("models") or names) & set(wanted or names)
         rows = [r for r in spec["models"] if r["name"] in keep]
         if rows:
             mds.append(_one_table(table, spec, pre, preset, rows, seeds, out / setting["name"], overrides,
                                   resume, jobs, setting))
     md = "\n".join(mds)
+    # every setting's table in `out`, those of an earlier call included, in the table's order
+    found = [out / s["name"] / "table.md" for s in spec["settings"]]
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "table.md", md)
+    atomic_write_text(out / "table.md", "\n".join(f.read_text() for f in found if f.is_file()))
     return md
 
 
