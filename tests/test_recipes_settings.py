@@ -49,7 +49,8 @@ def test_one_table_per_setting_with_the_reference_tuned_on_validation_under_it(i
     default = json.loads((out / "default" / "table.json").read_text())
     realtime = json.loads((out / "realtime" / "table.json").read_text())
     assert [r["name"] for r in default["results"]] == ["Pop", "UserHistory", "UH-hidden"]
-    assert [r["name"] for r in realtime["results"]] == ["Pop", "UserHistory", "STGNN-hidden"]
+    # the time-hidden STGNN row brings the reference tuned and run without the target time, its pair
+    assert [r["name"] for r in realtime["results"]] == ["Pop", "UserHistory", "STGNN-hidden", "UserHistory-hidden"]
     for data, history, hidden in ((default, "train_only", "UH-hidden"), (realtime, "all_past", "STGNN-hidden")):
         info = {r["name"]: r["information"] for r in data["results"]}
         assert all(i["history"] == history for i in info.values())
@@ -75,6 +76,17 @@ def test_one_table_per_setting_with_the_reference_tuned_on_validation_under_it(i
     assert record["information"] == {"history": "all_past", "target_time": "hidden"}
     assert cfg.model_kwargs["prior"] == {**record["best"], "fusion": "late", "weight": 1.0}
     assert realtime["meta"]["tuned"]["STGNN-hidden"]["as"] == "prior"
+    hidden_ref = load_config(out / "realtime" / "runs" / "UserHistory-hidden" / "seed_0" / "config.yaml")
+    assert hidden_ref.model_kwargs == record["best"] and hidden_ref.protocol["target_time"] == "hidden"
+    assert realtime["meta"]["tuned"]["UserHistory-hidden"]["best"] == record["best"]
+    assert realtime["meta"]["paired_against"] == {"Pop": "UserHistory", "STGNN-hidden": "UserHistory-hidden",
+                                                  "UserHistory-hidden": "UserHistory"}
+    # the default table's UH-hidden row has no prior, so no tuned hidden reference: paired with UserHistory
+    assert set(default["meta"]["paired_against"].values()) == {"UserHistory"}
+    runs = out / "realtime" / "runs"
+    pair = recipes.compare_runs(runs / "STGNN-hidden" / "seed_0", runs / "UserHistory-hidden" / "seed_0")
+    assert realtime["meta"]["paired"]["STGNN-hidden"]["0"]["MRR"]["diff"] == pytest.approx(pair["MRR"]["diff"])
+    assert "| STGNN-hidden | UserHistory-hidden | 0 |" in md
     assert "STGNN-hidden: the reference it uses as a prior picked on validation MRR" in md
     assert "UserHistory: its options picked on validation MRR over 5 grid points" in md
 

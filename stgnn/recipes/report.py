@@ -83,13 +83,20 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
                         if str(p.get("dataset", published.get("dataset"))).lower() not in ran})
         lines += ["", f"Published rows of {', '.join(other)} not shown: this table ran on {on}."]
     if meta.get("paired"):
+        against = meta.get("paired_against") or {}
+        other = any(v != meta["reference"] for v in against.values())   # then a `minus` column names the pair
         lines += ["", f"Paired bootstrap (1,000 resamples of the test samples, per seed) of each model minus "
-                  f"{meta['reference']}: difference and 95% CI.", "",
-                  "| model | seed | ΔAcc@1 [95% CI] | ΔMRR [95% CI] |", "|---|---|---|---|"]
+                  f"{meta['reference']}: difference and 95% CI."]
+        if other:
+            lines += [f"A row under a narrower information setting is paired with {meta['reference']} tuned and "
+                      "run under that setting (the `minus` column), so both sides had the same information."]
+        lines += ["", "| model |" + (" minus |" if other else "") + " seed | ΔAcc@1 [95% CI] | ΔMRR [95% CI] |",
+                  "|---|---|---|---|" + ("---|" if other else "")]
         for name, per_seed in meta["paired"].items():
             for s, d in per_seed.items():
                 a, m = d["Acc@1"], d["MRR"]
-                lines.append(f"| {name} | {s} | {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}] | "
+                minus = f" {against.get(name, meta['reference'])} |" if other else ""
+                lines.append(f"| {name} |{minus} {s} | {a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}] | "
                              f"{m['diff']:+.4f} [{m['lo']:+.4f}, {m['hi']:+.4f}] |")
     if any(r.get("slices") for r in results):
         lines += ["", "By slice of the test samples (stgnn/eval/slices.py; n = samples in the slice):", "",
@@ -99,7 +106,8 @@ def format_table(results: list[dict[str, Any]], published: dict[str, Any], meta:
                 cells = [_fmt(d[c]["mean"], d[c]["std"]) if c in d else "—" for c in ("Acc@1", "Acc@10", "MRR")]
                 lines.append(f"| {r['name']} | {name} | {d['n']:,} | " + " | ".join(cells) + " |")
     if meta.get("paired_slices") and any(meta["paired_slices"].values()):
-        lines += ["", f"Paired bootstrap on each slice, model minus {meta['reference']} (95% CI):", "",
+        lines += ["", f"Paired bootstrap on each slice, model minus {meta['reference']} (or the row it is paired "
+                  "with above, 95% CI):", "",
                   "| model | slice | seed | ΔAcc@1 [95% CI] | ΔMRR [95% CI] |", "|---|---|---|---|---|"]
         for name, by_slice in meta["paired_slices"].items():
             for sl, per_seed in by_slice.items():

@@ -227,17 +227,18 @@ def _give_reference(cfg: ExperimentConfig, row: dict[str, Any], is_tuned_row: bo
 
 def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]], cfgs: list[ExperimentConfig],
                   setting: dict[str, Any] | None, seeds: list[int], out: Path, overrides: list[str] | None,
-                  resume: bool) -> dict[str, Any]:
+                  resume: bool) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
     """Tune the ``tune`` row under each information setting the rows need; give the chosen
     keywords to that row and, as their prior, to rows with a row-level ``prior``. Returns
-    ``{row name: tuning summary}`` for the table's record."""
+    ``{row name: tuning summary}`` for the table's record and ``{(history, target_time): the
+    tuning record}``."""
     from stgnn.recipes.tuning import summary, tune_spec, tuned_kwargs
 
     block = tune_spec(spec, pre)
     if block is None:
         if any(r.get("prior") for r in rows):
             raise ValueError("table.yaml: a row asks for the tuned reference as its `prior`, but there is no `tune` block")
-        return {}
+        return {}, {}
     by_name = {r["name"]: r for r in spec["models"]}
     if block["row"] not in by_name:
         raise ValueError(f"table.yaml: tune.row {block['row']!r} is not a row of the table")
@@ -255,7 +256,7 @@ def _apply_tuning(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str
             done[key] = tuned_kwargs(block, base, out, resume)
         _give_reference(cfg, row, row["name"] == block["row"], done[key]["best"])
         record[row["name"]] = {**summary(done[key]), "as": "model_kwargs" if row["name"] == block["row"] else "prior"}
-    return record
+    return record, done
 
 
 def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: str, rows: list[dict[str, Any]],
@@ -265,7 +266,9 @@ def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: st
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     cfgs = [_row_config(spec, pre, row, setting, seeds, out, overrides) for row in rows]
-    tuned = _apply_tuning(spec, pre, rows, cfgs, setting, seeds, out, overrides, resume)
+    tuned, by_setting = _apply_tuning(spec, pre, rows, cfgs, setting, seeds, out, overrides, resume)
+    rows, cfgs, against = _same_information_references(spec, pre, rows, cfgs, by_setting, tuned, setting, seeds,
+                                                       out, overrides)
     if jobs > 1:
         print(f"[reproduce {table}/{preset}] {len(cfgs)} rows x {len(seeds)} seeds in {jobs} processes", flush=True)
         run_parallel(cfgs, jobs, resume=resume)
@@ -289,12 +292,13 @@ def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: st
         for r in results:
             if r["name"] == ref:
                 continue
-            run_a, run_b = (out / "runs" / n for n in (r["name"], ref))
+            run_a, run_b = (out / "runs" / n for n in (r["name"], against.get(r["name"], ref)))
             paired[r["name"]] = {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}") for s in seeds}
             paired_slices[r["name"]] = {
                 name: {s: compare_runs(run_a / f"seed_{s}", run_b / f"seed_{s}", mask=mask) for s in seeds}
                 for name, mask in masks.items() if mask.any()}
     meta = {"table": Path(table).name.removeprefix("reproduce_"), "reference": ref, "paired": paired,
+            "paired_against": {n: against.get(n, ref) for n in paired},
             "paired_slices": paired_slices, "preset": preset, "seeds": seeds,
             "seconds": round(time.perf_counter() - t0, 1),
             "protocol": spec["published"].get("protocol"), "base": spec.get("base", {}),
@@ -308,6 +312,45 @@ def _one_table(table: str, spec: dict[str, Any], pre: dict[str, Any], preset: st
     atomic_write_text(out / "table.csv", table_csv(results, spec["published"], meta["datasets"]))
     atomic_write_json(out / "table.json", {"meta": meta, "results": results, "published": spec["published"]})
     return md
+
+
+def _same_information_references(spec: dict[str, Any], pre: dict[str, Any], rows: list[dict[str, Any]],
+                                 cfgs: list[ExperimentConfig], by_setting: dict[tuple[str, str], dict[str, Any]],
+                                 tuned: dict[str, Any], setting: dict[str, Any] | None, seeds: list[int], out: Path,
+                                 overrides: list[str] | None
+                                 ) -> tuple[list[dict[str, Any]], list[ExperimentConfig], dict[str, str]]:
+    """Every row is compared with a reference that had the same information. A row whose
+    protocol narrows the table's setting (``target_time: hidden``) gets the tuned reference run
+    under that narrower setting as an extra row, ``<reference>-<target_time>`` (its options: the
+    search already made for the row's prior). Returns the rows and configs with the extra ones
+    appended, and ``{row name: the row it is paired with}`` for rows not paired with the reference;
+    ``tuned`` (the table's record of tuned rows) gets the extra rows."""
+    from stgnn.recipes.tuning import summary
+
+    ref = spec.get("reference")
+    names = [r["name"] for r in rows]
+    if not ref or ref not in names or (spec.get("tune") or {}).get("row") != ref:
+        return rows, cfgs, {}
+    ref_cfg = cfgs[names.index(ref)]
+    ref_info = InformationSetting.from_protocol(ref_cfg.protocol)
+    extra_rows, extra_cfgs, against = [], [], {}
+    for row, cfg in zip(rows, cfgs):
+        info = InformationSetting.from_protocol(cfg.protocol)
+        key = (info.history, info.target_time)
+        if info == ref_info or key not in by_setting:
+            continue
+        differs = [v for v, w in zip(key, (ref_info.history, ref_info.target_time)) if v != w]
+        name = "-".join([ref, *differs])
+        if name not in names and name not in [r["name"] for r in extra_rows]:
+            extra = {**next(r for r in spec["models"] if r["name"] == ref), "name": name}
+            extra_cfg = _row_config(spec, pre, extra, setting, seeds, out, overrides)
+            extra_cfg.protocol = dict(cfg.protocol)
+            _give_reference(extra_cfg, extra, True, by_setting[key]["best"])
+            extra_rows.append(extra)
+            extra_cfgs.append(extra_cfg)
+            tuned[name] = {**summary(by_setting[key]), "as": "model_kwargs"}
+        against[row["name"]] = name
+    return rows + extra_rows, cfgs + extra_cfgs, against
 
 
 def _dataset_name(dataset: str) -> str:
