@@ -70,11 +70,16 @@ def main() -> None:
             "chosen_minus_w1": {p: paired_bootstrap(got[r][p][best], got[r][p][1.0]) for p in ("val", "test")},
             "test_chosen": {k: metrics_from_ranks(got[r]["test"][best])[k] for k in ("Acc@1", "Acc@10", "MRR")}}
     print("mean val MRR by weight:", {w: round(v, 4) for w, v in mean_val.items()}, "chosen", best)
+    report(res, "chosen_minus_w1", a.out)
+
+
+def report(res: dict, key: str, out: str) -> None:
+    """Print each run's paired CIs ``res["per_run"][run][key][part]`` and test metrics; write ``res`` to ``out``."""
     for r, v in res["per_run"].items():
-        d = {p: {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in v["chosen_minus_w1"][p].items()}
+        d = {p: {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in v[key][p].items()}
              for p in ("val", "test")}
         print(r, d, {k: round(x, 4) for k, x in v["test_chosen"].items()})
-    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    Path(out).write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

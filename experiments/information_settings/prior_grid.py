@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,11 +34,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from stgnn.config import load_config  # noqa: E402
 from stgnn.eval.evaluate import score_chunks  # noqa: E402
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402
 from stgnn.models.reference import UserHistory  # noqa: E402
 from stgnn.recipes.runs import restored_run  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from late_weight import report  # noqa: E402  (this folder's script)
 
 HALF_LIVES = (15.0, 30.0, 60.0, 120.0, None)
 BETAS = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -108,7 +111,6 @@ def main() -> None:
     points = grid()
     priors = set()
     for r in a.runs:
-        from stgnn.config import load_config
         kw = load_config(r / "config.yaml").model_kwargs["prior"]
         priors.add((kw.get("half_life", 60.0), kw.get("transition_weight", 0.0), kw.get("time_weight", 0.0),
                     kw.get("time_sigma", 1.5), kw.get("weight", 1.0)))
@@ -136,11 +138,7 @@ def main() -> None:
             "test_chosen": {k: metrics_from_ranks(got[r]["test"][best])[k] for k in ("Acc@1", "Acc@10", "MRR")},
             "test_table": {k: metrics_from_ranks(got[r]["test"][table_prior])[k] for k in ("Acc@1", "Acc@10", "MRR")}}
     print(f"table prior {_key(table_prior)}: mean val MRR {table_val:.4f}; chosen {_key(best)}: {mean_val[best]:.4f}")
-    for r, v in res["per_run"].items():
-        d = {part: {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in v["chosen_minus_table"][part].items()}
-             for part in ("val", "test")}
-        print(r, d, {k: round(x, 4) for k, x in v["test_chosen"].items()})
-    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    report(res, "chosen_minus_table", a.out)
 
 
 if __name__ == "__main__":
