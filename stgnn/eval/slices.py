@@ -17,6 +17,10 @@ Slices (a sample can be in several):
 * ``warm POI``: more than ``rare_max``.
 * ``cold user``: the user has no training check-in (only under ``keep_unseen``).
 * ``revisit`` / ``new for user``: the target POI is / is not among the user's training check-ins.
+* ``past revisit`` / ``past new``: the target POI is / is not among *any* of the user's check-ins
+  strictly before the target (every period: what the real-time setting, ``history: all_past``,
+  can read). A POI first visited in the validation period is ``new for user`` but a ``past
+  revisit`` for a later test target.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ import numpy as np
 from stgnn.data.split import Split
 from stgnn.eval.metrics import metrics_from_ranks
 
-SLICES = ("all", "cold POI", "rare POI", "warm POI", "cold user", "revisit", "new for user")
+SLICES = ("all", "cold POI", "rare POI", "warm POI", "cold user", "revisit", "new for user", "past revisit",
+          "past new")
 
 
 def slice_masks(split: Split, part: str = "test", rare_max: int = 5) -> dict[str, np.ndarray]:
@@ -52,6 +57,7 @@ def slice_masks(split: Split, part: str = "test", rare_max: int = 5) -> dict[str
     revisit = np.asarray(split.flags[prefix + "revisit"], dtype=bool)
     cold_user = split.flags.get(prefix + "cold_user")
     cold_user = np.zeros(len(targets), bool) if cold_user is None else np.asarray(cold_user, dtype=bool)
+    past = _seen_before(split, targets)
     return {
         "all": np.ones(len(targets), dtype=bool),
         "cold POI": count == 0,
@@ -60,7 +66,19 @@ def slice_masks(split: Split, part: str = "test", rare_max: int = 5) -> dict[str
         "cold user": cold_user,
         "revisit": revisit,
         "new for user": ~revisit,
+        "past revisit": past,
+        "past new": ~past,
     }
+
+
+def _seen_before(split: Split, targets: np.ndarray) -> np.ndarray:
+    """``(S,)`` bool: the user checked in at the target POI at some time strictly before the target."""
+    pair = split.user.astype(np.int64) * split.num_pois + split.poi                          # (N,)
+    order = np.lexsort((split.ts, pair))
+    uniq, first = np.unique(pair[order], return_index=True)
+    first_ts = split.ts[order][first]                                                       # (pairs,)
+    at = np.searchsorted(uniq, pair[targets])
+    return first_ts[at] < split.ts[targets]
 
 
 def slice_metrics(ranks: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:

@@ -51,3 +51,18 @@ def test_bad_arguments(synthetic_split):
         slice_masks(synthetic_split, "train")
     with pytest.raises(ValueError, match="rare_max"):
         slice_masks(synthetic_split, "test", rare_max=0)
+
+
+@pytest.mark.parametrize("part", ["val", "test"])
+def test_past_revisit_is_any_earlier_check_in_of_the_user_at_the_target(synthetic_split, part):
+    split = synthetic_split
+    targets = split.samples[part]
+    by_definition = np.array([bool(((split.user == split.user[t]) & (split.poi == split.poi[t])
+                                    & (split.ts < split.ts[t])).any()) for t in targets])
+    masks = slice_masks(split, part)
+    np.testing.assert_array_equal(masks["past revisit"], by_definition)
+    assert np.all(masks["past revisit"] ^ masks["past new"])
+    # a POI seen in training is seen before any val/test target; the converse fails for POIs first
+    # visited in the validation period (or earlier in the target's own trajectory)
+    assert np.all(masks["past revisit"][masks["revisit"]])
+    assert masks["past revisit"].any() and masks["past new"].any()
