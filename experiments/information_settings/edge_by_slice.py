@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ensemble import scored  # noqa: E402
+from ensemble import ci_text, scored  # noqa: E402
 from stgnn.config import load_config  # noqa: E402
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402
@@ -69,8 +69,7 @@ def main() -> None:
             print(part, f"{name:12s}", "  ".join(f"{sl} (n {d['n']}): " + "/".join(f"{d[k]:.4f}" for k in KEYS)
                                                for sl, d in by.items()))
         for sl, d in res["product_minus_reference"][part].items():
-            print(part, "product - reference", sl,
-                  {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in d.items()})
+            print(part, "product - reference", sl, ci_text(d))
     Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
 
 

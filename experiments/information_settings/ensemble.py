@@ -49,6 +49,11 @@ def scored(run_dir: Path, part: str) -> tuple[torch.Tensor, torch.Tensor, torch.
     return torch.cat(logq), torch.cat(logr), torch.cat(tgt), w
 
 
+def ci_text(paired: dict[str, dict[str, float]]) -> dict[str, str]:
+    """``{metric: "+diff [lo, hi]"}`` of one :func:`~stgnn.eval.significance.paired_bootstrap` result."""
+    return {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in paired.items()}
+
+
 def part_ranks(runs: list[Path], part: str) -> dict[str, np.ndarray]:
     """``{"ensemble" | "reference" | <run>: (S,) ranks}`` on ``part``."""
     got = [scored(r, part) for r in runs]
@@ -80,8 +85,7 @@ def main() -> None:
         for k, v in res["metrics"][part].items():
             print(part, k, {m: round(x, 4) for m, x in v.items()})
         for k, v in res["ensemble_minus"][part].items():
-            print(part, "ensemble minus", k,
-                  {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in v.items()})
+            print(part, "ensemble minus", k, ci_text(v))
     Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
 
 
