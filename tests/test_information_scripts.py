@@ -20,7 +20,7 @@ COMMON = ["dataset=synthetic", "train.epochs=1", "train.progress=false", "train.
 
 def _script(name: str):
     if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))           # edge_by_slice imports ensemble
+        sys.path.insert(0, str(SCRIPTS))           # the scripts import late_weight
     spec = importlib.util.spec_from_file_location(f"info_{name}", SCRIPTS / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

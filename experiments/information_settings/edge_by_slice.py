@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ensemble import ci_text, scored  # noqa: E402
+from late_weight import ci_text, scored  # noqa: E402  (this folder's script)
 from stgnn.config import load_config  # noqa: E402
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402

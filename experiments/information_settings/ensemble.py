@@ -24,34 +24,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stgnn.eval.evaluate import score_chunks  # noqa: E402
+from late_weight import ci_text, scored  # noqa: E402  (this folder's script)
 from stgnn.eval.metrics import metrics_from_ranks, ranks  # noqa: E402
 from stgnn.eval.significance import paired_bootstrap  # noqa: E402
-from stgnn.recipes.runs import restored_run  # noqa: E402
 
 KEYS = ("Acc@1", "Acc@5", "Acc@10", "MRR")
-
-
-@torch.no_grad()
-def scored(run_dir: Path, part: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """``(log q (S, P), log r (S, P), targets (S,), w)`` of ``run_dir``'s best checkpoint on ``part``."""
-    model, loader, device = restored_run(run_dir, part, device="cpu")
-    prior = model.prior
-    if prior is None or prior.fusion != "late":
-        raise ValueError(f"{run_dir}: the model has no late prior (model_kwargs.prior.fusion: late)")
-    w, prior.weight = float(prior.weight), 0.0    # model.score is then log_softmax(log q)
-    logq, logr, tgt = [], [], []
-    for batch, lq in score_chunks(model, loader, device):
-        logq.append(torch.log_softmax(lq.float(), -1).cpu())
-        logr.append(prior.log_reference(batch).float().cpu())
-        tgt.append(batch.target_poi.cpu())
-    return torch.cat(logq), torch.cat(logr), torch.cat(tgt), w
-
-
-def ci_text(paired: dict[str, dict[str, float]]) -> dict[str, str]:
-    """``{metric: "+diff [lo, hi]"}`` of one :func:`~stgnn.eval.significance.paired_bootstrap` result."""
-    return {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in paired.items()}
 
 
 def part_ranks(runs: list[Path], part: str) -> dict[str, np.ndarray]:

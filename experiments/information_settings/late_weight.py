@@ -32,19 +32,31 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 @torch.no_grad()
-def weight_ranks(run_dir: Path, part: str, weights: tuple[float, ...]) -> dict[float, np.ndarray]:
-    """``{w: (S,) ranks}`` of ``run_dir``'s best checkpoint on ``part`` with the late weight ``w``."""
+def scored(run_dir: Path, part: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """``(log q (S, P), log r (S, P), targets (S,), w)``: ``run_dir``'s best checkpoint scored once on
+    ``part``, its own distribution and the reference's apart, and its late weight ``w``."""
     model, loader, device = restored_run(run_dir, part, device="cpu")
     prior = model.prior
     if prior is None or prior.fusion != "late":
         raise ValueError(f"{run_dir}: the model has no late prior (model_kwargs.prior.fusion: late)")
-    prior.weight = 0.0  # model.score is then log_softmax(log q)
-    out: dict[float, list[torch.Tensor]] = {w: [] for w in weights}
-    for batch, logq in score_chunks(model, loader, device):
-        logr = prior.log_reference(batch)                                          # (b, P)
-        for w in weights:
-            out[w].append(ranks(logq + w * logr, batch.target_poi).cpu())
-    return {w: torch.cat(v).numpy() for w, v in out.items()}
+    w, prior.weight = float(prior.weight), 0.0    # model.score is then log_softmax(log q)
+    logq, logr, tgt = [], [], []
+    for batch, lq in score_chunks(model, loader, device):
+        logq.append(lq.float().cpu())
+        logr.append(prior.log_reference(batch).float().cpu())
+        tgt.append(batch.target_poi.cpu())
+    return torch.cat(logq), torch.cat(logr), torch.cat(tgt), w
+
+
+def weight_ranks(run_dir: Path, part: str, weights: tuple[float, ...]) -> dict[float, np.ndarray]:
+    """``{w: (S,) ranks}`` of ``run_dir``'s best checkpoint on ``part`` with the late weight ``w``."""
+    logq, logr, tgt, _ = scored(run_dir, part)
+    return {w: ranks(logq + w * logr, tgt).numpy() for w in weights}
+
+
+def ci_text(paired: dict[str, dict[str, float]]) -> dict[str, str]:
+    """``{metric: "+diff [lo, hi]"}`` of one :func:`~stgnn.eval.significance.paired_bootstrap` result."""
+    return {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in paired.items()}
 
 
 def main() -> None:
@@ -76,8 +88,7 @@ def main() -> None:
 def report(res: dict, key: str, out: str) -> None:
     """Print each run's paired CIs ``res["per_run"][run][key][part]`` and test metrics; write ``res`` to ``out``."""
     for r, v in res["per_run"].items():
-        d = {p: {m: f"{x['diff']:+.4f} [{x['lo']:+.4f}, {x['hi']:+.4f}]" for m, x in v[key][p].items()}
-             for p in ("val", "test")}
+        d = {p: ci_text(v[key][p]) for p in ("val", "test")}
         print(r, d, {k: round(x, 4) for k, x in v["test_chosen"].items()})
     Path(out).write_text(json.dumps(res, indent=2) + "\n")
 
